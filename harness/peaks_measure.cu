@@ -1,0 +1,154 @@
+// Measuring ceilings: streaming-read bandwidth and the cuBLAS bf16 GEMM rate. The roofline every CSV row
+// is divided by comes from here, so both are measured the way the kernels run: random data (never zeros),
+// device memory far larger than L2, medians over repeated launches.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+#include "harness/peaks.h"
+#include "reference/rng.h"
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+static float median_of(float *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_float);
+  return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+__global__ void fill_words_kernel(uint4 *p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint64_t a = klab_rand_u64(seed, 2 * i), b = klab_rand_u64(seed, 2 * i + 1);
+    p[i] = make_uint4((unsigned)a, (unsigned)(a >> 32), (unsigned)b, (unsigned)(b >> 32));
+  }
+}
+
+// Each thread keeps UNROLL independent 16-byte loads in flight; the XOR result is written only if it hits
+// an impossible value, so the loads cannot be optimised away and nothing is written in practice.
+template <int UNROLL>
+__global__ void stream_read_kernel(const uint4 *__restrict__ p, size_t n, unsigned *sink) {
+  unsigned acc = 0;
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+  for (; i + (UNROLL - 1) * stride < n; i += UNROLL * stride) {
+    uint4 v[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++) v[u] = __ldcs(p + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < UNROLL; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  for (; i < n; i += stride) {
+    uint4 v = __ldcs(p + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+#define CK(call, what)                                                                                    \
+  do {                                                                                                    \
+    cudaError_t rc_ = (call);                                                                             \
+    if (rc_ != cudaSuccess) { klab_fail(err, "peaks: %s: %s: %s", what, #call, cudaGetErrorString(rc_)); goto fail; } \
+  } while (0)
+
+extern "C" int klab_measure_read_bw(size_t bytes, double *gbps, int verbose, klab_err *err) {
+  uint4 *buf = NULL;
+  unsigned *sink = NULL;
+  cudaEvent_t e0 = NULL, e1 = NULL;
+  int rc = -1, sms = 0;
+  size_t n = bytes / sizeof(uint4);
+  const int reps = 20;
+  float ms[20];
+  double best = 0;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "SM count");
+  CK(cudaMalloc(&buf, n * sizeof(uint4)), "allocate the read buffer");
+  CK(cudaMalloc(&sink, sizeof(unsigned)), "allocate sink");
+  CK(cudaEventCreate(&e0), "event");
+  CK(cudaEventCreate(&e1), "event");
+  fill_words_kernel<<<sms * 8, 256>>>(buf, n, 12345);
+  CK(cudaGetLastError(), "fill launch");
+  CK(cudaDeviceSynchronize(), "fill");
+  {
+    const int blocks_per_sm[] = {2, 4, 8, 16};
+    for (int b = 0; b < 4; b++) {
+      for (int u = 0; u < 2; u++) {
+        int grid = sms * blocks_per_sm[b];
+        for (int r = -3; r < reps; r++) {  // three warm-up launches
+          CK(cudaEventRecord(e0), "event record");
+          if (u == 0) stream_read_kernel<4><<<grid, 256>>>(buf, n, sink);
+          else stream_read_kernel<8><<<grid, 256>>>(buf, n, sink);
+          CK(cudaGetLastError(), "read kernel launch");
+          CK(cudaEventRecord(e1), "event record");
+          CK(cudaEventSynchronize(e1), "read kernel");
+          if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1), "elapsed");
+        }
+        double g = (double)(n * sizeof(uint4)) / (median_of(ms, reps) * 1e-3) / 1e9;
+        if (verbose) fprintf(stderr, "peaks: read %zu MiB, %d blocks/SM, unroll %d: %.1f GB/s\n", bytes >> 20, blocks_per_sm[b], u ? 8 : 4, g);
+        if (g > best) best = g;
+      }
+    }
+  }
+  *gbps = best;
+  rc = 0;
+fail:
+  if (buf) cudaFree(buf);
+  if (sink) cudaFree(sink);
+  if (e0) cudaEventDestroy(e0);
+  if (e1) cudaEventDestroy(e1);
+  return rc;
+}
+
+__global__ void fill_bf16_kernel(__nv_bfloat16 *p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    p[i] = __float2bfloat16(2.0f * klab_rand_uniform_f(seed, i) - 1.0f);
+}
+
+extern "C" int klab_measure_gemm_bf16(int dim, double *tflops, int verbose, klab_err *err) {
+  __nv_bfloat16 *a = NULL, *b = NULL, *c = NULL;
+  cublasHandle_t h = NULL;
+  cudaEvent_t e0 = NULL, e1 = NULL;
+  int rc = -1;
+  const int reps = 20;
+  float ms[20];
+  size_t n = (size_t)dim * dim;
+  const float alpha = 1.0f, beta = 0.0f;
+  cublasStatus_t st;
+  CK(cudaMalloc(&a, n * 2), "allocate A");
+  CK(cudaMalloc(&b, n * 2), "allocate B");
+  CK(cudaMalloc(&c, n * 2), "allocate C");
+  CK(cudaEventCreate(&e0), "event");
+  CK(cudaEventCreate(&e1), "event");
+  fill_bf16_kernel<<<1024, 256>>>(a, n, 1);
+  fill_bf16_kernel<<<1024, 256>>>(b, n, 2);
+  CK(cudaGetLastError(), "fill launch");
+  CK(cudaDeviceSynchronize(), "fill");
+  if ((st = cublasCreate(&h)) != CUBLAS_STATUS_SUCCESS) {
+    klab_fail(err, "peaks: cublasCreate failed: %s", cublasGetStatusString(st));
+    goto fail;
+  }
+  for (int r = -3; r < reps; r++) {
+    CK(cudaEventRecord(e0), "event record");
+    st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, dim, dim, dim, &alpha, a, CUDA_R_16BF, dim, b, CUDA_R_16BF, dim,
+                      &beta, c, CUDA_R_16BF, dim, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      klab_fail(err, "peaks: cublasGemmEx %dx%dx%d bf16 failed: %s", dim, dim, dim, cublasGetStatusString(st));
+      goto fail;
+    }
+    CK(cudaEventRecord(e1), "event record");
+    CK(cudaEventSynchronize(e1), "gemm");
+    if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1), "elapsed");
+  }
+  *tflops = 2.0 * dim * (double)dim * dim / (median_of(ms, reps) * 1e-3) / 1e12;
+  if (verbose) fprintf(stderr, "peaks: cuBLAS bf16 GEMM %d^3: %.1f TFLOP/s\n", dim, *tflops);
+  rc = 0;
+fail:
+  if (h) cublasDestroy(h);
+  if (a) cudaFree(a);
+  if (b) cudaFree(b);
+  if (c) cudaFree(c);
+  if (e0) cudaEventDestroy(e0);
+  if (e1) cudaEventDestroy(e1);
+  return rc;
+}

@@ -1,0 +1,98 @@
+/* gemv op descriptor: y[M,N] = x[M,K] . W[N,K]^T (M = 1..16), bf16, fp32 accumulation. */
+#include <stdlib.h>
+#include "harness/bf16.h"
+#include "harness/klab.h"
+#include "kernels/gemv/gemv.h"
+#include "reference/gemv.h"
+#include "reference/rng.h"
+
+enum { D_M, D_N, D_K };
+enum { X, W, Y };
+
+static int64_t count_x(const int64_t *s) { return s[D_M] * s[D_K]; }
+static int64_t count_w(const int64_t *s) { return s[D_N] * s[D_K]; }
+static int64_t count_y(const int64_t *s) { return s[D_M] * s[D_N]; }
+
+static int validate(const int64_t *s, char *why, size_t n) {
+  if (s[D_M] < 1 || s[D_M] > KLAB_GEMV_MAX_M) return snprintf(why, n, "M=%lld: gemv is for M = 1..%d (use gemm above)", (long long)s[D_M], KLAB_GEMV_MAX_M), 0;
+  if (s[D_N] < 1 || s[D_K] < 1) return snprintf(why, n, "N and K must be >= 1"), 0;
+  if (s[D_N] > 2147483647 / 8 || s[D_K] > 2147483647) return snprintf(why, n, "N=%lld or K=%lld too large", (long long)s[D_N], (long long)s[D_K]), 0;
+  return 1;
+}
+
+static int reference(const void *const *host, double *const *ref, const int64_t *s, klab_err *err) {
+  int64_t nx = count_x(s), ny = count_y(s);
+  float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)ny * sizeof *y);
+  if (!x || !y) { free(x), free(y); return klab_fail(err, "gemv reference: out of memory"); }
+  const uint16_t *xb = host[X];
+  for (int64_t i = 0; i < nx; i++) x[i] = klab_bf16_to_float(xb[i]);
+  ref_gemv(x, host[W], y, s[D_M], s[D_N], s[D_K]);
+  for (int64_t i = 0; i < ny; i++) ref[Y][i] = y[i];
+  free(x), free(y);
+  return 0;
+}
+
+static double bytes(const int64_t *s) { return 2.0 * ((double)count_w(s) + (double)count_x(s) + (double)count_y(s)); }
+static double flops(const int64_t *s) { return 2.0 * (double)s[D_M] * (double)s[D_N] * (double)s[D_K]; }
+
+static void random_shape(uint64_t *rng, int64_t *s) {
+  static const int64_t dims[] = {1, 7, 8, 64, 100, 128, 1000, 1024, 2560, 3001, 4096, 6144, 9728, 12288};
+  const int nd = (int)(sizeof dims / sizeof dims[0]);
+  uint64_t r = klab_mix64((*rng)++);
+  s[D_M] = (int64_t)(r % 16) + 1;
+  s[D_N] = dims[(r >> 8) % nd];
+  s[D_K] = dims[(r >> 16) % nd];
+  if (r % 11 == 0) s[D_N] = 151936, s[D_K] = 1024; /* a vocabulary-sized N */
+  if (r % 13 == 0) s[D_K] += 3;                    /* K not a multiple of 8 */
+}
+
+static size_t vendor_ws(const int64_t *s) { return KLAB_GEMV_VENDOR_WORKSPACE; }
+
+static int run_naive(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemv_naive(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], st, err);
+}
+static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemv_optimized(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], st, err);
+}
+static int run_cublas(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemv_cublas(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], a->workspace, a->workspace_bytes, st, err);
+}
+static int run_cublaslt(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemv_cublaslt(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], a->workspace, a->workspace_bytes, st, err);
+}
+
+static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
+static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
+                                       "warp per R rows, 16-byte streaming W loads, x via L1, shuffle reduction",
+                                       NULL, NULL, run_optimized};
+static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
+static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
+
+/* Qwen3-4B and -8B decode projections (design.md §4), M = 1. */
+static const klab_shape_preset presets[] = {
+    {"qwen3-4b qkv", {1, 6144, 2560}},      {"qwen3-4b o", {1, 2560, 4096}},
+    {"qwen3-4b gate|up", {1, 19456, 2560}}, {"qwen3-4b down", {1, 2560, 9728}},
+    {"qwen3-4b lm_head", {1, 151936, 2560}}, {"qwen3-8b qkv", {1, 6144, 4096}},
+    {"qwen3-8b o", {1, 4096, 4096}},        {"qwen3-8b gate|up", {1, 24576, 4096}},
+    {"qwen3-8b down", {1, 4096, 12288}},    {"qwen3-8b lm_head", {1, 151936, 4096}},
+};
+
+const klab_op klab_op_gemv = {
+    .name = "gemv",
+    .summary = "y[M,N] = x[M,K] . W[N,K]^T, M = 1..16; bf16, fp32 accumulation",
+    .ndims = 3,
+    .dim_names = {"M", "N", "K"},
+    .ntensors = 3,
+    .tensors = {{"x", KLAB_DT_BF16, KLAB_IN, count_x, 1.0f, 0.0f, NULL},
+                {"W", KLAB_DT_BF16, KLAB_IN, count_w, 0.02f, 0.0f, NULL},
+                {"y", KLAB_DT_BF16, KLAB_OUT, count_y, 0.0f, 0.0f, NULL}},
+    .validate = validate,
+    .reference = reference,
+    .bytes = bytes,
+    .flops = flops,
+    .random_shape = random_shape,
+    .nvariants = 4,
+    .variants = {&naive, &optimized, &cublas, &cublaslt},
+    .npresets = 10,
+    .presets = presets,
+};
