@@ -3,6 +3,7 @@
 #include "harness/bf16.h"
 
 void ref_rmsnorm(const float *x, const uint16_t *w, float *y, int64_t rows, int64_t H, float eps) {
+#pragma omp parallel for schedule(static) if (rows * H > (1 << 20))
   for (int64_t t = 0; t < rows; t++) {
     const float *xr = x + t * H;
     double ss = 0.0;
