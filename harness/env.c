@@ -88,6 +88,14 @@ void klab_git_info(char *commit, size_t len, int *dirty) {
   shell_quote(dir, q, sizeof q);
   snprintf(commit, len, "unknown");
   *dirty = -1;
+  /* A copy without .git (e.g. a tree shipped to a GPU machine) can name its commit explicitly. */
+  const char *given = getenv("KLAB_GIT_COMMIT");
+  if (given && *given) {
+    snprintf(commit, len, "%s", given);
+    const char *d = getenv("KLAB_GIT_DIRTY");
+    *dirty = d && *d ? atoi(d) != 0 : -1;
+    return;
+  }
   snprintf(cmd, sizeof cmd, "git -C %s rev-parse HEAD 2>/dev/null", q);
   if (run_line(cmd, out, sizeof out, NULL) != 0 || strlen(out) < 7) return;
   snprintf(commit, len, "%s", out);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "harness/sweep.h"
+#include "harness/timing.h"
 #include "harness/model_shapes.h"
 #include "harness/bundle.h"
 #include "harness/env.h"
@@ -976,6 +977,8 @@ int klab_sweep_run(const klab_sweep_spec *spec, const klab_sweep_run_opts *o, kl
   if (!klab_have_gpu(why, sizeof why))
     return klab_fail(err, "no usable CUDA GPU (%s): the spec %s is valid (%ld shapes) but a sweep needs a GPU", why,
                      spec->path, total);
+  /* CUPTI before any kernel runs (as klab bench does): kernel records are the primary timer. */
+  if (!klab_cupti_start(why, sizeof why)) fprintf(stderr, "klab sweep: %s\n", why);
   klab_cuda_device dev;
   klab_cuda_device_get(&dev);
   if (!dev.ok) return klab_fail(err, "CUDA device query failed: %s", dev.error);

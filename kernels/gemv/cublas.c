@@ -46,7 +46,8 @@ static lt_plan plans[LT_CACHE];
 static int nplans;
 
 static int lt_plan_for(int64_t M, int64_t N, int64_t K, size_t ws, const lt_plan **out, klab_err *err) {
-  for (int i = 0; i < nplans; i++)
+  const int cached = nplans < LT_CACHE ? nplans : LT_CACHE; /* the cache wraps after LT_CACHE shapes */
+  for (int i = 0; i < cached; i++)
     if (plans[i].M == M && plans[i].N == N && plans[i].K == K && plans[i].ws == ws) return *out = &plans[i], 0;
   lt_plan *p = &plans[nplans % LT_CACHE];
   if (nplans >= LT_CACHE) {
