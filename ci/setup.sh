@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-pkgs=(cmake ninja-build pkg-config libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox clang)
+pkgs=(cmake ninja-build pkg-config libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
