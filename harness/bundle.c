@@ -9,24 +9,6 @@
 #include "harness/env.h"
 #include "harness/plot.h"
 
-int klab_bundle_mkdirs(const char *dir) {
-  char buf[1024];
-  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
-  for (char *s = buf + 1;; s++) {
-    if (*s == '/' || *s == 0) {
-      char c = *s;
-      *s = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-      *s = c;
-      if (!c) break;
-    }
-  }
-  struct stat st;
-  if (stat(buf, &st) != 0) return -1;
-  if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
-  return 0;
-}
-
 static char *slurp(const char *path, klab_err *err) {
   FILE *f = fopen(path, "rb");
   if (!f) { klab_fail(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }

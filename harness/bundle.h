@@ -55,7 +55,5 @@ double klab_row_pct_roofline(const klab_bundle *b, const klab_result *r);
  * exists (plots_note says what happened). 0 ok, -1 with err. */
 int klab_bundle_summarize(const char *dir, int plots, char *plots_note, size_t note_len, klab_err *err);
 
-/* mkdir -p. 0 ok, -1 with errno. */
-int klab_bundle_mkdirs(const char *dir);
 
 #endif

@@ -447,7 +447,7 @@ int klab_plot_scripts(const klab_bundle *b, int *written, char *why, size_t why_
   if (why && why_len) why[0] = 0;
   char pdir[1100];
   snprintf(pdir, sizeof pdir, "%s/plots", b->dir);
-  if (klab_bundle_mkdirs(pdir)) return klab_fail(err, "%s: cannot create: %s", pdir, strerror(errno));
+  if (klab_mkdir_p(pdir)) return klab_fail(err, "%s: cannot create: %s", pdir, strerror(errno));
   struct { int bit; writer_fn fn; const char *empty; } plots[] = {
       {KLAB_PLOT_ROOFLINE, write_roofline_adapter, "no timed PASS row with FLOPs"},
       {KLAB_PLOT_SPEEDUP, write_speedup, "no gemv/gemm row with a vendor baseline"},

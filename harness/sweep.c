@@ -984,7 +984,7 @@ int klab_sweep_run(const klab_sweep_spec *spec, const klab_sweep_run_opts *o, kl
   if (!dev.ok) return klab_fail(err, "CUDA device query failed: %s", dev.error);
 
   if (!o->out_dir || !*o->out_dir) return klab_fail(err, "no --out folder given");
-  if (klab_bundle_mkdirs(o->out_dir)) return klab_fail(err, "%s: cannot create: %s", o->out_dir, strerror(errno));
+  if (klab_mkdir_p(o->out_dir)) return klab_fail(err, "%s: cannot create: %s", o->out_dir, strerror(errno));
   char csv[1100], envp[1100], shp[1100];
   snprintf(csv, sizeof csv, "%s/kernels.csv", o->out_dir);
   snprintf(envp, sizeof envp, "%s/env.json", o->out_dir);

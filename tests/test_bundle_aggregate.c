@@ -29,7 +29,7 @@ int main(void) {
   char dir[600], tmp[600], path[700];
   snprintf(dir, sizeof dir, "%s/tests/data/bundles/h100-old", KLAB_SOURCE_DIR);
   snprintf(tmp, sizeof tmp, "%s/test_bundle_aggregate_tmp", KLAB_BINARY_DIR);
-  CHECK(klab_bundle_mkdirs(tmp) == 0);
+  CHECK(klab_mkdir_p(tmp) == 0);
   klab_bundle b;
   klab_err err = {{0}};
   int rc = klab_bundle_load(dir, &b, &err);

@@ -27,7 +27,7 @@ static int count(const char *text, const char *needle) {
 /* Copy a fixture bundle's inputs into a scratch folder (plots are written into the bundle). */
 static int copy_bundle(const char *name, char *dst, size_t len) {
   snprintf(dst, len, "%s/test_plot_tmp/%s", KLAB_BINARY_DIR, name);
-  if (klab_bundle_mkdirs(dst)) return -1;
+  if (klab_mkdir_p(dst)) return -1;
   const char *files[] = {"kernels.csv", "env.json", "shapes.csv"};
   for (int i = 0; i < 3; i++) {
     char s[800], d[800];
@@ -149,7 +149,7 @@ int main(void) {
 
   /* a bundle with only rmsnorm: no speedup plot, and the reason says so */
   snprintf(dir, sizeof dir, "%s/test_plot_tmp/rms-only", KLAB_BINARY_DIR);
-  CHECK(klab_bundle_mkdirs(dir) == 0);
+  CHECK(klab_mkdir_p(dir) == 0);
   snprintf(p, sizeof p, "%s/kernels.csv", dir);
   FILE *f = fopen(p, "w");
   CHECK(f != NULL);

@@ -62,7 +62,7 @@ static void good_specs(void) {
   /* name defaults to the file's base name; config.json by path gives the preset's shapes */
   char dir[600], cfgp[700], spec[800];
   snprintf(dir, sizeof dir, "%s/test_sweep_spec_tmp/Qwen3-4B-local", KLAB_BINARY_DIR);
-  CHECK(klab_bundle_mkdirs(dir) == 0);
+  CHECK(klab_mkdir_p(dir) == 0);
   snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
   FILE *f = fopen(cfgp, "w");
   CHECK(f != NULL);
