@@ -26,6 +26,8 @@ static const preset_row k_presets[] = {
     {"4b", 2560, 9728, 36, 32, 8, 128, 151936, 1},    {"8b", 4096, 12288, 36, 32, 8, 128, 151936, 0},
     {"14b", 5120, 17408, 40, 40, 8, 128, 151936, 0},  {"32b", 5120, 25600, 64, 64, 8, 128, 151936, 0},
     {"tiny", 64, 192, 3, 4, 2, 32, 151936, 0},
+    /* "tiny128": tiny with the family's head_dim of 128, which the GPU attention kernels are built for. */
+    {"tiny128", 256, 512, 2, 4, 2, 128, 151936, 0},
 };
 #define N_PRESETS ((int)(sizeof k_presets / sizeof k_presets[0]))
 

@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include "engine/qwen3_model.h"
 
+struct qwen3_gen_opts;
+struct qwen3_gen_stats;
+struct qwen3_ids;
+
 typedef struct qwen3_runner qwen3_runner;
 struct qwen3_runner {
   const char *name;         /* e.g. "cpu-reference" */
@@ -16,6 +20,11 @@ struct qwen3_runner {
    * unchanged on a bad id or a full cache). */
   int (*forward)(qwen3_runner *r, const int32_t *ids, int64_t T, int all_logits, float *logits, klab_err *err);
   void (*reset)(qwen3_runner *r); /* empty the cache */
+  /* Optional whole-generation fast path (the GPU runner: device sampling, CUDA-graph decode); NULL: the
+   * generic loop of qwen3_generate over forward(). Same contract as qwen3_generate. */
+  int (*generate)(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, const struct qwen3_gen_opts *o,
+                  int (*on_token)(void *user, int32_t id, klab_err *err), void *user, struct qwen3_ids *out,
+                  struct qwen3_gen_stats *stats, klab_err *err);
   void (*destroy)(qwen3_runner *r);
   void *impl;
 };

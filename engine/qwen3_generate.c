@@ -62,6 +62,7 @@ static int is_stop(const qwen3_gen_opts *o, int32_t id) {
 
 int qwen3_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, const qwen3_gen_opts *o,
                    qwen3_token_fn on_token, void *user, qwen3_ids *out, qwen3_gen_stats *stats, klab_err *err) {
+  if (r->generate) return r->generate(r, prompt, n_prompt, o, on_token, user, out, stats, err);
   memset(stats, 0, sizeof *stats);
   stats->prompt_tokens = n_prompt;
   if (n_prompt < 1) return klab_fail(err, "empty prompt: nothing to condition on");

@@ -16,7 +16,7 @@ int qwen3_chat_render(const char *system, const char *user, int think, qwen3_buf
 /* Stop ids: the config's eos ids plus <|im_end|> and <|endoftext|> when the tokenizer has them. */
 int qwen3_stop_ids(const qwen3_config *cfg, const qwen3_tokenizer *tk, int32_t *ids, int max, int *n);
 
-typedef struct {
+typedef struct qwen3_gen_opts {
   int64_t max_new_tokens;
   ref_sample_params sample; /* temperature <= 0: greedy */
   uint64_t seed;            /* draw of step i: u = klab_rand_uniform(seed, i) */
@@ -24,7 +24,7 @@ typedef struct {
   int n_stop;
 } qwen3_gen_opts;
 
-typedef struct {
+typedef struct qwen3_gen_stats {
   int64_t prompt_tokens, generated_tokens;
   double prefill_ms, decode_ms; /* decode_ms: the forwards of generated tokens after the first */
   int stopped;                  /* 1: a stop id ended generation (not counted in generated_tokens) */

@@ -11,7 +11,11 @@
 #include <time.h>
 #include "engine/qwen3_config_parse.h"
 #include "engine/qwen3_forward.h"
+#include "engine/qwen3_bench.h"
 #include "engine/qwen3_generate.h"
+#include "engine/qwen3_gpu.h"
+#include "harness/run.h"
+#include "harness/timing.h"
 #include "engine/qwen3_init.h"
 #include "engine/tokenizer.h"
 
@@ -304,14 +308,21 @@ static void generate_help(void) {
          "  --think              let the model think (no empty <think></think> block)\n"
          "  --raw-prompt         tokenize TEXT as is, no chat template\n"
          "  --tokenizer DIR      tokenizer files from DIR instead of the model folder\n"
-         "  --max-context N      KV cache size (default: prompt + max-new-tokens)\n"
-         "  --cpu                CPU reference forward pass (the only path until the GPU path exists)\n");
+         "  --max-seq-len N      KV cache size in tokens (GPU default: max_position_embeddings capped by free\n"
+         "                       memory; CPU default: prompt + max-new-tokens). --max-context is the same.\n"
+         "  --variants FILE      winners.json choosing each op's variant (default: results/qwen3-engine/winners.json)\n"
+         "  --verbose            print each op's variant choice\n"
+         "  --no-graph           decode with plain launches instead of CUDA-graph replays\n"
+         "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels (no addnorm_gemv)\n"
+         "  --profile            after generating, profile decode steps op by op at the reached context (CUPTI)\n"
+         "  --cpu                CPU reference forward pass instead of the GPU\n");
 }
 
 typedef struct {
   const char *model, *prompt, *system, *tokenizer;
   int64_t max_new, max_ctx;
-  int think, raw, cpu;
+  int think, raw, cpu, verbose, no_graph, no_fuse, profile;
+  const char *variants;
   qwen3_gen_opts g;
 } gen_args;
 
@@ -329,8 +340,13 @@ static int parse_generate(int argc, char **argv, gen_args *a) {
     if (!strcmp(o, "--think")) { a->think = 1; continue; }
     if (!strcmp(o, "--raw-prompt")) { a->raw = 1; continue; }
     if (!strcmp(o, "--cpu")) { a->cpu = 1; continue; }
+    if (!strcmp(o, "--verbose")) { a->verbose = 1; continue; }
+    if (!strcmp(o, "--no-graph")) { a->no_graph = 1; continue; }
+    if (!strcmp(o, "--no-fuse")) { a->no_fuse = 1; continue; }
+    if (!strcmp(o, "--profile")) { a->profile = 1; continue; }
     static const char *with_value[] = {"--model", "--prompt", "--system", "--tokenizer", "--max-new-tokens",
-                                       "--max-context", "--temperature", "--top-k", "--top-p", "--min-p", "--seed"};
+                                       "--max-context", "--max-seq-len", "--temperature", "--top-k", "--top-p",
+                                       "--min-p", "--seed", "--variants"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(o, with_value[k]);
     if (!known) return usage_error("generate", "unknown argument '%s'", o);
@@ -339,11 +355,12 @@ static int parse_generate(int argc, char **argv, gen_args *a) {
     else if (!strcmp(o, "--prompt")) a->prompt = v;
     else if (!strcmp(o, "--system")) a->system = v;
     else if (!strcmp(o, "--tokenizer")) a->tokenizer = v;
+    else if (!strcmp(o, "--variants")) a->variants = v;
     else if (!strcmp(o, "--max-new-tokens")) {
       if (parse_i64(v, 0, 1 << 24, &n)) return usage_error("generate", "--max-new-tokens '%s' is not an integer >= 0", v);
       a->max_new = n;
-    } else if (!strcmp(o, "--max-context")) {
-      if (parse_i64(v, 1, 1 << 24, &n)) return usage_error("generate", "--max-context '%s' is not an integer >= 1", v);
+    } else if (!strcmp(o, "--max-context") || !strcmp(o, "--max-seq-len")) {
+      if (parse_i64(v, 1, 1 << 24, &n)) return usage_error("generate", "--max-seq-len / --max-context '%s' is not an integer >= 1", v);
       a->max_ctx = n;
     } else if (!strcmp(o, "--temperature")) {
       if (parse_f(v, 0, 100, &a->g.sample.temperature)) return usage_error("generate", "--temperature '%s' not in [0, 100]", v);
@@ -362,6 +379,8 @@ static int parse_generate(int argc, char **argv, gen_args *a) {
   if (!a->prompt) return usage_error("generate", "%s", "--prompt TEXT is required");
   if (a->raw && (a->system || a->think))
     return usage_error("generate", "%s", "--raw-prompt skips the chat template: --system/--think do not apply");
+  if (a->cpu && (a->variants || a->no_graph || a->no_fuse || a->profile))
+    return usage_error("generate", "%s", "--variants/--no-graph/--profile apply to the GPU path, not --cpu");
   return 0;
 }
 
@@ -386,12 +405,22 @@ static int run_generate(const gen_args *a, qwen3_model *m, qwen3_tokenizer *tk, 
   int rc = a->raw ? 0 : qwen3_chat_render(a->system, a->prompt, a->think, &text, err);
   const char *p = a->raw ? a->prompt : text.p;
   if (!rc) rc = qwen3_tok_encode(tk, p, strlen(p), &prompt, err);
-  int64_t ctx = a->max_ctx ? a->max_ctx : prompt.n + a->max_new;
+  int64_t ctx = a->max_ctx ? a->max_ctx : a->cpu ? prompt.n + a->max_new : 0;
   if (!rc && ctx > m->cfg.max_position) ctx = m->cfg.max_position;
-  if (!rc && prompt.n > ctx)
-    rc = klab_fail(err, "prompt of %lld tokens does not fit a context of %lld", (long long)prompt.n, (long long)ctx);
   qwen3_runner *r = NULL;
-  if (!rc) rc = qwen3_cpu_runner_create(m, ctx, &r, err);
+  if (!rc && a->cpu) rc = qwen3_cpu_runner_create(m, ctx, &r, err);
+  if (!rc && !a->cpu) {
+    qwen3_gpu_opts go;
+    qwen3_gpu_opts_default(&go);
+    go.max_ctx = ctx;
+    go.variants_path = a->variants;
+    go.verbose = a->verbose;
+    go.no_graph = a->no_graph;
+    go.no_fuse = a->no_fuse;
+    rc = qwen3_gpu_runner_create(m, &go, &r, err);
+  }
+  if (!rc && prompt.n > r->max_ctx)
+    rc = klab_fail(err, "prompt of %lld tokens does not fit a context of %lld", (long long)prompt.n, (long long)r->max_ctx);
   int32_t stop[QWEN3_MAX_EOS + 2];
   qwen3_gen_opts g = a->g;
   g.max_new_tokens = a->max_new;
@@ -415,6 +444,19 @@ static int run_generate(const gen_args *a, qwen3_model *m, qwen3_tokenizer *tk, 
             st.stopped ? " (stop token)" : st.context_full ? " (context full)" : "",
             st.prefill_ms, tps, r->name);
   }
+  if (!rc && a->profile) {
+    klab_peaks pk = {0};
+    char path[512];
+    klab_device_info dev;
+    klab_err perr = {{0}};
+    if (!klab_device_query(&dev, &perr)) {
+      klab_peaks_default_path(dev.name, path, sizeof path);
+      if (klab_peaks_load(path, &pk, &perr)) fprintf(stderr, "qwen3: no measured peaks (%s): %% columns empty\n", perr.msg);
+    }
+    int64_t at = r->pos > 1 ? r->pos : 1;
+    if (at + 8 > r->max_ctx) at = r->max_ctx - 8;
+    rc = qwen3_gpu_profile(r, at, 8, pk.valid ? pk.read_bw_gbps : 0, stdout, err);
+  }
   qwen3_runner_destroy(r);
   qwen3_buf_free(&s.out);
   qwen3_buf_free(&text);
@@ -427,10 +469,11 @@ static int cmd_generate(int argc, char **argv) {
   int prc = parse_generate(argc, argv, &a);
   if (prc < 0) return 0; /* --help */
   if (prc) return prc;
-  /* One backend today: say so once, whether or not --cpu was given. */
-  fprintf(stderr, "qwen3: using the CPU reference forward pass (%s)\n",
-          a.cpu ? "--cpu" : "no GPU path yet; it will become the default on a GPU");
   klab_err err = {{0}};
+  if (a.profile) {
+    char why[256];
+    if (!klab_cupti_start(why, sizeof why)) fprintf(stderr, "qwen3: --profile: %s\n", why);
+  }
   qwen3_model m;
   if (qwen3_model_load(a.model, &m, &err)) return fail(&err);
   qwen3_tokenizer *tk = NULL;
@@ -450,12 +493,173 @@ static int cmd_generate(int argc, char **argv) {
   return rc ? fail(&err) : 0;
 }
 
+/* ---- logits (parity scripts) -------------------------------------------------------------------- */
+
+static int cmd_logits(int argc, char **argv) {
+  const char *model = NULL, *ids_text = NULL, *out = NULL, *variants = NULL;
+  int cpu = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      printf("usage: qwen3 logits --model DIR --ids 1,2,3 --out FILE [--cpu] [--variants FILE]\n"
+             "Prefills the ids and writes the logits of every position as float32 [T, vocab] (little-endian) to FILE:\n"
+             "what engine/tools/hf_parity_gpu.py compares with Hugging Face transformers.\n");
+      return 0;
+    }
+    if (!strcmp(a, "--cpu")) { cpu = 1; continue; }
+    if (strcmp(a, "--model") && strcmp(a, "--ids") && strcmp(a, "--out") && strcmp(a, "--variants"))
+      return usage_error("logits", "unknown argument '%s'", a);
+    if (!(v = value_of(argc, argv, &i, "logits"))) return EXIT_USAGE;
+    if (!strcmp(a, "--model")) model = v;
+    else if (!strcmp(a, "--ids")) ids_text = v;
+    else if (!strcmp(a, "--out")) out = v;
+    else variants = v;
+  }
+  if (!model || !ids_text || !out) return usage_error("logits", "%s", "--model, --ids and --out are required");
+  int64_t n = 1;
+  for (const char *p = ids_text; *p; p++) n += *p == ',';
+  int32_t *ids = malloc((size_t)n * sizeof *ids);
+  int64_t T = 0;
+  for (const char *p = ids_text; ids && *p;) {
+    char *end;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
+      free(ids);
+      return usage_error("logits", "--ids '%s' is not a comma-separated list of token ids", ids_text);
+    }
+    ids[T++] = (int32_t)x;
+    p = *end ? end + 1 : end;
+  }
+  klab_err err = {{0}};
+  qwen3_model m;
+  if (!ids || T < 1 || qwen3_model_load(model, &m, &err)) {
+    free(ids);
+    return fail(&err);
+  }
+  qwen3_runner *r = NULL;
+  int rc;
+  if (cpu) rc = qwen3_cpu_runner_create(&m, T, &r, &err);
+  else {
+    qwen3_gpu_opts go;
+    qwen3_gpu_opts_default(&go);
+    go.max_ctx = T;
+    go.variants_path = variants;
+    rc = qwen3_gpu_runner_create(&m, &go, &r, &err);
+  }
+  float *l = rc ? NULL : malloc((size_t)(T * m.cfg.vocab) * sizeof *l);
+  if (!rc && !l) rc = klab_fail(&err, "out of memory");
+  if (!rc) rc = qwen3_forward(r, ids, T, 1, l, &err);
+  if (!rc) {
+    FILE *f = fopen(out, "wb");
+    if (!f || fwrite(l, sizeof *l, (size_t)(T * m.cfg.vocab), f) != (size_t)(T * m.cfg.vocab)) rc = klab_fail(&err, "cannot write %s", out);
+    if (f && fclose(f)) rc = klab_fail(&err, "cannot write %s", out);
+  }
+  free(l), free(ids);
+  qwen3_runner_destroy(r);
+  qwen3_model_free(&m);
+  return rc ? fail(&err) : 0;
+}
+
+/* ---- bench -------------------------------------------------------------------------------------- */
+
+static void bench_help(void) {
+  printf("usage: qwen3 bench --model DIR [options]\n"
+         "Greedy generation (stop ids ignored) on the GPU over every (pp, tg) cell; prints a table and, with --out,\n"
+         "writes an engine bundle: engine.csv, aggregate.md, env.json, engine_plots.gp (docs/engine.md).\n"
+         "  --pp LIST            prompt lengths, comma-separated (default 18,128,512,2048)\n"
+         "  --tg LIST            tokens to generate (default 128,512)\n"
+         "  --reps N             timed runs per cell (default 5)\n"
+         "  --warmup N           untimed runs per cell first (default 1)\n"
+         "  --seed S             seed of the random prompt ids (default 1)\n"
+         "  --out DIR            bundle folder\n"
+         "  --max-seq-len N      KV cache tokens (default: the largest pp + tg)\n"
+         "  --prefill-chunk N    tokens per prefill pass (default 2048)\n"
+         "  --variants FILE      winners.json (default: results/qwen3-engine/winners.json)\n"
+         "  --verbose            print each op's variant choice\n"
+         "  --no-graph           decode with plain launches instead of CUDA-graph replays\n"
+         "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels\n");
+}
+
+static int parse_list(const char *v, int64_t *out, int max, int *n) {
+  *n = 0;
+  const char *p = v;
+  while (*p) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || errno || x < 1 || x > (1 << 24) || *n >= max || (*end && *end != ',')) return -1;
+    out[(*n)++] = x;
+    p = *end ? end + 1 : end;
+  }
+  return *n ? 0 : -1;
+}
+
+static int cmd_bench(int argc, char **argv) {
+  qwen3_bench_opts o;
+  memset(&o, 0, sizeof o);
+  qwen3_gpu_opts_default(&o.gpu);
+  int64_t dpp[] = {18, 128, 512, 2048}, dtg[] = {128, 512};
+  memcpy(o.pp, dpp, sizeof dpp), o.npp = 4;
+  memcpy(o.tg, dtg, sizeof dtg), o.ntg = 2;
+  o.reps = 5, o.warmup = 1, o.seed = 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    int64_t n;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      bench_help();
+      return 0;
+    }
+    if (!strcmp(a, "--verbose")) { o.gpu.verbose = 1; continue; }
+    if (!strcmp(a, "--no-graph")) { o.gpu.no_graph = 1; continue; }
+    if (!strcmp(a, "--no-fuse")) { o.gpu.no_fuse = 1; continue; }
+    static const char *with_value[] = {"--model", "--pp", "--tg", "--reps", "--warmup", "--seed", "--out",
+                                       "--max-seq-len", "--prefill-chunk", "--variants"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
+    if (!known) return usage_error("bench", "unknown argument '%s'", a);
+    if (!(v = value_of(argc, argv, &i, "bench"))) return EXIT_USAGE;
+    if (!strcmp(a, "--model")) o.model_dir = v;
+    else if (!strcmp(a, "--out")) o.out_dir = v;
+    else if (!strcmp(a, "--variants")) o.gpu.variants_path = v;
+    else if (!strcmp(a, "--pp")) {
+      if (parse_list(v, o.pp, QWEN3_BENCH_MAX_CELLS, &o.npp)) return usage_error("bench", "--pp '%s' is not a list of positive integers", v);
+    } else if (!strcmp(a, "--tg")) {
+      if (parse_list(v, o.tg, QWEN3_BENCH_MAX_CELLS, &o.ntg)) return usage_error("bench", "--tg '%s' is not a list of positive integers", v);
+    } else if (!strcmp(a, "--seed")) {
+      if (parse_u64(v, &o.seed)) return usage_error("bench", "--seed '%s' is not a non-negative integer", v);
+    } else {
+      if (parse_i64(v, !strcmp(a, "--warmup") ? 0 : 1, 1 << 24, &n)) return usage_error("bench", "bad value '%s'", v);
+      if (!strcmp(a, "--reps")) o.reps = (int)n;
+      else if (!strcmp(a, "--warmup")) o.warmup = (int)n;
+      else if (!strcmp(a, "--max-seq-len")) o.gpu.max_ctx = n;
+      else o.gpu.prefill_chunk = n;
+    }
+  }
+  if (!o.model_dir) return usage_error("bench", "%s", "--model DIR is required");
+  if (!o.gpu.max_ctx) {
+    int64_t mp = 0, mt = 0;
+    for (int i = 0; i < o.npp; i++) mp = o.pp[i] > mp ? o.pp[i] : mp;
+    for (int i = 0; i < o.ntg; i++) mt = o.tg[i] > mt ? o.tg[i] : mt;
+    o.gpu.max_ctx = mp + mt;
+  }
+  char cmd[2048] = "qwen3";
+  for (int i = 0; i < argc; i++) {
+    size_t l = strlen(cmd);
+    snprintf(cmd + l, sizeof cmd - l, " %s", argv[i]);
+  }
+  o.command = cmd;
+  klab_err err = {{0}};
+  return qwen3_bench_run(&o, &err) ? fail(&err) : 0;
+}
+
 /* ---- main --------------------------------------------------------------------------------------- */
 
 static void main_help(void) {
   printf("usage: qwen3 COMMAND [options]   (qwen3 COMMAND --help for details)\n"
          "  init       write a random-initialised Qwen3 checkpoint (Hugging Face layout)\n"
-         "  generate   run a model on a prompt, streaming the continuation\n"
+         "  generate   run a model on a prompt, streaming the continuation (GPU; --cpu for the reference)\n"
+         "  bench      end-to-end prefill/decode benchmark on the GPU, written as an engine bundle\n"
+         "  logits     write the logits of every position of a prompt (for parity scripts)\n"
          "  tokenize   encode text / decode ids with a model's tokenizer\n");
 }
 
@@ -472,6 +676,8 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "init")) return cmd_init(argc - 1, argv + 1);
   if (!strcmp(c, "generate")) return cmd_generate(argc - 1, argv + 1);
   if (!strcmp(c, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+  if (!strcmp(c, "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(c, "logits")) return cmd_logits(argc - 1, argv + 1);
   fprintf(stderr, "qwen3: unknown command '%s'\n", c);
   main_help();
   return EXIT_USAGE;

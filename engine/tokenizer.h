@@ -21,7 +21,7 @@ typedef struct {
   char *p;
   size_t n, cap;
 } qwen3_buf;
-typedef struct {
+typedef struct qwen3_ids {
   int32_t *p;
   int64_t n, cap;
 } qwen3_ids;

@@ -15,7 +15,9 @@ static const klab_op_dims known_ops[] = {
     {"attn_decode", 4, {"HQ", "HKV", "D", "CTX"}, "decode"},
     {"attn_prefill", 5, {"T", "P0", "HQ", "HKV", "D"}, "prefill"},
     {"argmax", 1, {"N"}, "decode,prefill"},
-    {"sample", 1, {"V"}, "decode,prefill"},
+    {"sample", 5, {"V", "TOPK", "TOPP_PM", "MINP_PM", "TEMP_PM"}, "decode,prefill"},
+    {"addnorm_gemv", 3, {"M", "N", "K"}, "decode"},
+    {"addnorm_gemv_silu", 3, {"M", "N", "K"}, "decode"},
 };
 enum { NKNOWN = sizeof known_ops / sizeof known_ops[0] };
 
@@ -175,9 +177,14 @@ int klab_model_shapes(const char *op, const qwen3_config *cfg, const char *model
         d[0] = rows[i], d[1] = p0[j], d[2] = cfg->heads, d[3] = cfg->kv_heads, d[4] = cfg->head_dim;
         rc = push(&l, d, 5, model_label, "attention", err);
       }
-  } else if (!strcmp(op, "argmax") || !strcmp(op, "sample")) {
+  } else if (!strcmp(op, "argmax")) {
     d[0] = cfg->vocab; /* one row of logits per step (the last token in prefill) */
     rc = push(&l, d, 1, model_label, "logits", err);
+  } else if (!strcmp(op, "sample")) {
+    /* one row of logits per step, drawn with Qwen3's recommended sampling (T 0.7, top-k 20, top-p 0.8,
+     * min-p off); greedy decoding is the argmax op */
+    d[0] = cfg->vocab, d[1] = 20, d[2] = 800, d[3] = 0, d[4] = 700;
+    rc = push(&l, d, 5, model_label, "logits", err);
   } else {
     rc = klab_fail(err, "op %s is in the dims table but has no derivation rule (harness/model_shapes.c)", op);
   }

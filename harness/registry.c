@@ -4,10 +4,32 @@
 
 extern const klab_op klab_op_rmsnorm;
 extern const klab_op klab_op_gemv;
+extern const klab_op klab_op_gemm;
+extern const klab_op klab_op_attn_decode;
+extern const klab_op klab_op_add_rmsnorm;
+extern const klab_op klab_op_qk_norm_rope;
+extern const klab_op klab_op_embedding;
+extern const klab_op klab_op_silu_mul;
+extern const klab_op klab_op_argmax;
+extern const klab_op klab_op_attn_prefill;
+extern const klab_op klab_op_sample;
+extern const klab_op klab_op_addnorm_gemv;
+extern const klab_op klab_op_addnorm_gemv_silu;
 
 static const klab_op *const registry[] = {
     &klab_op_rmsnorm,
     &klab_op_gemv,
+    &klab_op_gemm,
+    &klab_op_attn_decode,
+    &klab_op_add_rmsnorm,
+    &klab_op_qk_norm_rope,
+    &klab_op_embedding,
+    &klab_op_silu_mul,
+    &klab_op_argmax,
+    &klab_op_attn_prefill,
+    &klab_op_sample,
+    &klab_op_addnorm_gemv,
+    &klab_op_addnorm_gemv_silu,
 };
 
 int klab_op_count(void) { return (int)(sizeof registry / sizeof registry[0]); }

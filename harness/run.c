@@ -194,10 +194,14 @@ static int gate_once(shape_state *s, const klab_variant *v, void *ws, size_t ws_
   return pass;
 }
 
-/* Allocate the rotation copies: enough tensor sets that one pass over them exceeds 3x L2. */
+/* Allocate the rotation copies: enough tensor sets that one pass over them moves more than 3x L2. A
+ * launch may touch far less than its tensors hold (embedding reads T rows of a [V, H] table), so the count
+ * comes from the op's traffic model when that is smaller than the tensors. */
 static int make_copies(shape_state *s, size_t l2_bytes, klab_err *err) {
   const klab_op *op = s->op;
-  size_t want = s->set_bytes ? (3 * l2_bytes + s->set_bytes - 1) / s->set_bytes : 1;
+  double traffic = op->bytes ? op->bytes(s->shape) : 0;
+  size_t touched = traffic > 0 && traffic < (double)s->set_bytes ? (size_t)traffic : s->set_bytes;
+  size_t want = touched ? (3 * l2_bytes + touched - 1) / touched : 1;
   if (want < 1) want = 1;
   if (want > 4096) want = 4096;
   size_t free_b = 0, total_b = 0;

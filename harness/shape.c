@@ -36,7 +36,8 @@ int klab_parse_shape(const klab_op *op, const char *text, int64_t *shape, klab_e
     long long v = strtoll(eq + 1, &num_end, 10);
     if (num_end == eq + 1 || num_end != end || errno == ERANGE)
       return klab_fail(err, "%s: dim %s: '%.*s' is not an integer", op->name, op->dim_names[d], (int)(end - eq - 1), eq + 1);
-    if (v <= 0) return klab_fail(err, "%s: dim %s must be positive, got %lld", op->name, op->dim_names[d], v);
+    /* Zero is a real value for some dims (P0: tokens already cached); the op's validate() decides. */
+    if (v < 0) return klab_fail(err, "%s: dim %s must be >= 0, got %lld", op->name, op->dim_names[d], v);
     shape[d] = v;
     seen[d] = 1;
     p = *end ? end + 1 : end;

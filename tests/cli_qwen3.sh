@@ -73,12 +73,25 @@ expect 2 "bad --max-new-tokens" -- "$Q" generate --model "$WORK/m" --prompt hi -
 expect 2 "bad --top-p" -- "$Q" generate --model "$WORK/m" --prompt hi --top-p 2
 expect 2 "raw prompt with think" -- "$Q" generate --model "$WORK/m" --prompt hi --raw-prompt --think
 expect 2 "unknown option" -- "$Q" generate --model "$WORK/m" --prompt hi --gpu-please
+# bench / logits: usage errors before any GPU work
+expect 2 "bench without --model" -- "$Q" bench --pp 18
+expect 2 "bench with a bad --pp" -- "$Q" bench --model "$WORK/m" --pp 18,,x
+expect 2 "bench with --reps 0" -- "$Q" bench --model "$WORK/m" --reps 0
+expect 1 "bench on tiny (no GPU, or head_dim 32)" -- "$Q" bench --model "$WORK/m" --pp 4 --tg 2 --reps 1
+expect 2 "logits without --ids" -- "$Q" logits --model "$WORK/m" --out "$WORK/l.bin"
+expect 2 "logits with bad ids" -- "$Q" logits --model "$WORK/m" --ids 1,x --out "$WORK/l.bin"
+expect 0 "logits on the CPU" -- "$Q" logits --model "$WORK/m" --ids 1,2,3 --out "$WORK/l.bin" --cpu
+checks=$((checks + 1)); [ "$(stat -c %s "$WORK/l.bin")" = $((3 * 151936 * 4)) ] || { echo "FAIL: logits file size"; fails=$((fails + 1)); }
 expect 2 "tokenize without model" -- "$Q" tokenize hello
 
 if [ -f "$TOK/tokenizer.json" ]; then
   expect 0 "init with tokenizer" -- "$Q" init --preset tiny --seed 3 --out "$WORK/mt" --tokenizer "$TOK"
-  expect 0 "generate greedy" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --max-new-tokens 6
-  contains "$WORK/err" "CPU reference" "generate says it runs the CPU reference"
+  # The GPU path is the default: here it must refuse clearly (no GPU in CI; on a GPU, tiny's head_dim 32 is
+  # not what the attention kernels are built for). tests/test_gpu_engine.c covers the GPU path itself.
+  expect 1 "generate on the GPU path refuses tiny or a missing GPU" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --max-new-tokens 6
+  checks=$((checks + 1)); grep -qE "no usable GPU.*--cpu|head_dim 32" "$WORK/err" || { echo "FAIL: GPU refusal unclear: $(cat "$WORK/err")"; fails=$((fails + 1)); }
+  expect 0 "generate greedy" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --max-new-tokens 6 --cpu
+  contains "$WORK/err" "cpu-reference" "generate says it runs the CPU reference"
   contains "$WORK/err" "generated 6 tokens" "summary line"
   contains "$WORK/err" "decode" "summary has decode speed"
   cp "$WORK/out" "$WORK/greedy1"
@@ -86,15 +99,16 @@ if [ -f "$TOK/tokenizer.json" ]; then
   checks=$((checks + 1)); cmp -s "$WORK/out" "$WORK/greedy1" || { echo "FAIL: greedy output not reproducible"; fails=$((fails + 1)); }
   checks=$((checks + 1)); [ -s "$WORK/greedy1" ] || { echo "FAIL: no generated text"; fails=$((fails + 1)); }
   expect 0 "generate sampled" -- "$Q" generate --model "$WORK/mt" --prompt "Hi" --system "Be brief." --think \
-    --temperature 0.9 --top-k 40 --top-p 0.9 --min-p 0.01 --seed 5 --max-new-tokens 8
+    --temperature 0.9 --top-k 40 --top-p 0.9 --min-p 0.01 --seed 5 --max-new-tokens 8 --cpu
   cp "$WORK/out" "$WORK/s1"
   expect 0 "generate sampled again" -- "$Q" generate --model "$WORK/mt" --prompt "Hi" --system "Be brief." --think \
-    --temperature 0.9 --top-k 40 --top-p 0.9 --min-p 0.01 --seed 5 --max-new-tokens 8
+    --temperature 0.9 --top-k 40 --top-p 0.9 --min-p 0.01 --seed 5 --max-new-tokens 8 --cpu
   checks=$((checks + 1)); cmp -s "$WORK/out" "$WORK/s1" || { echo "FAIL: seeded sampling not reproducible"; fails=$((fails + 1)); }
   expect 0 "generate raw prompt, separate tokenizer" -- "$Q" generate --model "$WORK/m" --tokenizer "$TOK" \
-    --prompt "The capital of France is" --raw-prompt --max-new-tokens 3
+    --prompt "The capital of France is" --raw-prompt --max-new-tokens 3 --cpu
   contains "$WORK/err" "prompt 5 tokens" "raw prompt token count"
-  expect 1 "context too small" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --max-context 4
+  expect 1 "context too small" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --max-context 4 --cpu
+  expect 2 "--profile is for the GPU path" -- "$Q" generate --model "$WORK/mt" --prompt "Hello" --cpu --profile
 
   # tokenize
   expect 0 "tokenize text" -- "$Q" tokenize --model "$WORK/mt" "Hello world"

@@ -68,7 +68,7 @@ static void test_presets(void) {
   qwen3_config t;
   CHECK(qwen3_preset("tiny", &t, &err) == 0 && qwen3_config_validate(&t, &err) == 0);
   CHECK(t.heads % t.kv_heads == 0 && t.kv_heads < t.heads && t.layers <= 4);
-  CHECK(qwen3_preset_count() == 7);
+  CHECK(qwen3_preset_count() == 8);
   CHECK(qwen3_preset_name(qwen3_preset_count()) == NULL);
   CHECK(qwen3_preset("7b", &t, &err) != 0 && strstr(err.msg, "0.6b") && strstr(err.msg, "tiny"));
 }

@@ -20,7 +20,12 @@ static cublasLtHandle_t blaslt;
 int gemv_cublas(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K,
                 void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
   if (M > 2147483647 || N > 2147483647 || K > 2147483647) return klab_fail(err, "gemv cublas: dims exceed int32");
-  if (!blas) BLAS_CHECK(cublasCreate(&blas), "cublas");
+  if (!blas) {
+    BLAS_CHECK(cublasCreate(&blas), "cublas");
+    /* By default cuBLAS may reduce split-K partial sums in bf16 for a bf16 GEMM; that failed the gate
+     * (0.7% of rms at M=64 N=100 K=4104). The baseline is fp32 accumulation throughout, like ours. */
+    BLAS_CHECK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION), "cublas");
+  }
   BLAS_CHECK(cublasSetStream(blas, stream), "cublas");
   if (workspace) BLAS_CHECK(cublasSetWorkspace(blas, workspace, workspace_bytes), "cublas");
   const float alpha = 1.0f, beta = 0.0f;
@@ -66,6 +71,10 @@ static int lt_plan_for(int64_t M, int64_t N, int64_t K, size_t ws, const lt_plan
   cublasLtMatmulPreference_t pref;
   BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref), "cublaslt");
   cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  /* Split-K partial sums reduced in fp32 only: in-place and output-type (bf16) reductions failed the gate. */
+  uint32_t schemes = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes, sizeof schemes);
   cublasLtMatmulHeuristicResult_t res;
   int found = 0;
   if (st == CUBLAS_STATUS_SUCCESS)
@@ -83,7 +92,7 @@ int gemv_cublaslt(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, 
                   void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
   if (!blaslt) BLAS_CHECK(cublasLtCreate(&blaslt), "cublaslt");
   if (!workspace) workspace_bytes = 0;
-  const lt_plan *p;
+  const lt_plan *p = NULL;
   if (lt_plan_for(M, N, K, workspace_bytes, &p, err)) return -1;
   const float alpha = 1.0f, beta = 0.0f;
   BLAS_CHECK(cublasLtMatmul(blaslt, p->op, &alpha, W, p->a, x, p->b, &beta, y, p->c, y, p->c, &p->algo, workspace,

@@ -61,10 +61,63 @@ static int run_cublaslt(const klab_args *a, cudaStream_t st, klab_err *err) {
   return gemv_cublaslt(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], a->workspace, a->workspace_bytes, st, err);
 }
 
+/* The candidates (gemv.h) handle whole 16-byte rows only and their own ranges of M; gemv_optimized's
+ * scalar path covers the rest. */
+static int supports_vectors(const int64_t *s, int max_m, char *why, size_t n) {
+  if (s[D_K] % 8 != 0) return snprintf(why, n, "K=%lld: needs K %% 8 == 0 (whole 16-byte rows)", (long long)s[D_K]), 0;
+  if (s[D_M] > max_m) return snprintf(why, n, "M=%lld: this kernel handles M = 1..%d", (long long)s[D_M], max_m), 0;
+  return 1;
+}
+static int supports_x_in_smem(const int64_t *s, char *why, size_t n) {
+  if (s[D_M] * s[D_K] * 2 > KLAB_GEMV_XS_MAX_BYTES)
+    return snprintf(why, n, "x is M*K*2 = %lld bytes, more than the %d it stages in shared memory", (long long)(s[D_M] * s[D_K] * 2),
+                    KLAB_GEMV_XS_MAX_BYTES), 0;
+  return 1;
+}
+static int supports_cc(const int64_t *s, char *why, size_t n) { return supports_vectors(s, KLAB_GEMV_CC_MAX_M, why, n); }
+static int supports_cc_xs(const int64_t *s, char *why, size_t n) {
+  return supports_vectors(s, KLAB_GEMV_CC_MAX_M, why, n) && supports_x_in_smem(s, why, n);
+}
+static int supports_cc_xs_b4(const int64_t *s, char *why, size_t n) {
+  return supports_vectors(s, KLAB_GEMV_CC_B4_MAX_M, why, n) && supports_x_in_smem(s, why, n);
+}
+static int supports_mma(const int64_t *s, char *why, size_t n) { return supports_vectors(s, KLAB_GEMV_MAX_M, why, n); }
+static int supports_mma_xs(const int64_t *s, char *why, size_t n) {
+  if (!supports_vectors(s, KLAB_GEMV_MAX_M, why, n)) return 0;
+  if (s[D_M] * (s[D_K] + 8) * 2 > KLAB_GEMV_MMA_XS_MAX_BYTES(s[D_M]))
+    return snprintf(why, n, "x is M*(K+8)*2 = %lld bytes (rows padded), more than the %d it stages in shared memory",
+                    (long long)(s[D_M] * (s[D_K] + 8) * 2), (int)KLAB_GEMV_MMA_XS_MAX_BYTES(s[D_M])), 0;
+  return 1;
+}
+
+#define RUN_CANDIDATE(fn)                                                                                   \
+  static int run_##fn(const klab_args *a, cudaStream_t st, klab_err *err) {                                 \
+    return gemv_##fn(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], st, err);     \
+  }
+RUN_CANDIDATE(v3)
+RUN_CANDIDATE(cc)
+RUN_CANDIDATE(cc_xs)
+RUN_CANDIDATE(cc_xs_b4)
+RUN_CANDIDATE(mma)
+RUN_CANDIDATE(mma_pf)
+RUN_CANDIDATE(mma_xs)
+
 static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "warp per R rows, 16-byte streaming W loads, x via L1, shuffle reduction",
+                                       "dispatch: M=1 cc_xs (cc where x > 48 KiB), M>=2 mma_pf; scalar kernel for K%8 or unaligned",
                                        NULL, NULL, run_optimized};
+static const klab_variant v3 = {"v3", KLAB_EXTRA, "previous optimized: split-K CUDA cores (M=1), x-as-A mma.sync (M>=2)", NULL, NULL, run_v3};
+static const klab_variant cc = {"cc", KLAB_EXTRA, "CUDA cores, warp per row, persistent grid, 2 stages of W in flight; x via L1 (M<=4)",
+                                supports_cc, NULL, run_cc};
+static const klab_variant cc_xs = {"cc_xs", KLAB_EXTRA, "cc with x staged in shared memory (M<=4, M*K*2 <= 48 KiB)", supports_cc_xs, NULL,
+                                   run_cc_xs};
+static const klab_variant cc_xs_b4 = {"cc_xs_b4", KLAB_EXTRA, "cc_xs, 4 vectors/lane/stage, 4 blocks/SM (M<=2)", supports_cc_xs_b4, NULL,
+                                      run_cc_xs_b4};
+static const klab_variant mma = {"mma", KLAB_EXTRA, "mma.sync, 16 W rows as A, split-K over 8 warps, persistent grid, 2 stages in flight",
+                                 supports_mma, NULL, run_mma};
+static const klab_variant mma_pf = {"mma_pf", KLAB_EXTRA, "mma with the L2::256B prefetch hint on W loads", supports_mma, NULL, run_mma_pf};
+static const klab_variant mma_xs = {"mma_xs", KLAB_EXTRA, "mma_pf with x staged in shared memory (M*(K+8)*2 <= 40 KiB, M>8: 32 KiB)", supports_mma_xs, NULL,
+                                    run_mma_xs};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
 
@@ -91,8 +144,8 @@ const klab_op klab_op_gemv = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 4,
-    .variants = {&naive, &optimized, &cublas, &cublaslt},
+    .nvariants = 11,
+    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs},
     .npresets = 10,
     .presets = presets,
 };

@@ -20,7 +20,7 @@ static int validate(const int64_t *s, char *why, size_t n) {
 
 static int reference(const void *const *host, double *const *ref, const int64_t *s, klab_err *err) {
   int64_t n = s[D_T] * s[D_H];
-  float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+  float *x = calloc((size_t)n, sizeof *x), *y = calloc((size_t)n, sizeof *y);
   if (!x || !y) { free(x), free(y); return klab_fail(err, "rmsnorm reference: out of memory"); }
   const uint16_t *xb = host[X];
   for (int64_t i = 0; i < n; i++) x[i] = klab_bf16_to_float(xb[i]);

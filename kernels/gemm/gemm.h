@@ -1,0 +1,64 @@
+/* gemm: C[M,N] = A[M,K] . W[N,K]^T; bf16 in, fp32 accumulate, bf16 out; all row-major (W is the Hugging
+ * Face Linear [out, in] layout). The prefill projections: M = prompt tokens, N = output features,
+ * K = input features. docs/ops/gemm.md describes the variants and what each optimization bought. */
+#ifndef KLAB_KERNELS_GEMM_H
+#define KLAB_KERNELS_GEMM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "harness/klab.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Device workspace every gemm_* launcher accepts for this shape (the vendor paths use it; the lab's own
+ * kernels need none). Passing less (or NULL) is allowed: cuBLAS then uses its own. */
+size_t gemm_workspace_bytes(int64_t M, int64_t N, int64_t K);
+
+/* Shared-memory tiled CUDA-core kernel, fp32 accumulation: the correctness baseline. Any M, N, K >= 1. */
+int gemm_naive(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+               void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* Tensor cores through mma.sync m16n8k16 + ldmatrix, cp.async 4-stage pipeline, 128x128x32 block tile.
+ * Needs K % 8 == 0 and 16-byte aligned A and W (16-byte cp.async rows); any M, N. */
+int gemm_mma(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+             void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* Hopper (sm_90a): wgmma + TMA + mbarrier ring, one producer warpgroup and two consumer warpgroups,
+ * persistent over the SMs. Needs K % 8 == 0 and 16-byte aligned A and W (TMA row strides and
+ * addresses); any M, N; tails are zero-filled by TMA and masked in the store. */
+int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                   void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* The `optimized` kernel with the tile width chosen among 128, 160, 192 and 256 (not only 128 / 256) to
+ * minimise estimated waves x tile cost: 192 for N = 6144 at M = 512, 160 for N = 2560 at M = 2048, ...
+ * (docs/ops/gemm.md). Same shape rules and alignment as gemm_optimized; no workspace. */
+int gemm_wgmma_tuned(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                     void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+/* The `optimized` kernel at a fixed tile width tile_n (128, 160, 192 or 256; others are rejected), for
+ * measuring the widths against each other. Same shape rules and alignment as gemm_optimized. */
+int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
+                     void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* gemm_wgmma_tuned's kernel and tile width, launched as 2-CTA clusters: the two CTAs of a cluster compute
+ * vertically adjacent tiles and each loads half of their shared W tile, TMA-multicast into both (a third
+ * less L2->SM traffic per tile pair). Same shape rules and alignment as gemm_optimized; no workspace. */
+int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                   void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* The faster of cuBLAS (cublasGemmEx) and cuBLASLt (heuristic's first algorithm) for this shape,
+ * decided once per shape by timing both on the stream (3 launches each; the host waits for them). A
+ * call made while the stream is being captured into a graph, for a shape not yet decided, uses cuBLASLt
+ * and decides nothing (timing is impossible inside a capture). */
+int gemm_vendor(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+
+/* Shape rules of the tensor-core variants, shared by supports() and the launchers: 1 when the shape is
+ * runnable, else 0 with the reason. Pointer alignment is checked by the launchers. */
+int gemm_mma_supports(int64_t M, int64_t N, int64_t K, char *why, size_t why_len);
+/* Also declines devices other than compute capability 9.0 (wgmma/TMA need sm_90a). */
+int gemm_optimized_supports(int64_t M, int64_t N, int64_t K, char *why, size_t why_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

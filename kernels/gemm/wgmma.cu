@@ -1,0 +1,690 @@
+// gemm on Hopper (sm_90a): wgmma + TMA + mbarrier ring, warp-specialised and persistent.
+//
+// CTA = 3 warpgroups (384 threads), one CTA per SM, grid = min(tiles, SMs); each CTA walks tiles
+// blockIdx.x, +gridDim.x, ... of a grouped raster (16 tile-rows of C advance together, so the W tiles
+// of resident CTAs are shared through L2).
+//  - warpgroup 0, the producer: one thread issues TMA loads (cp.async.bulk.tensor.2d) of the A tile
+//    [128 x 64] and the W tile [BN x 64] of each k-block into a ring of STAGES shared-memory stages.
+//    Each stage has a "full" mbarrier (the producer's arrive.expect_tx, completed by the TMA byte count)
+//    and an "empty" mbarrier (one arrival per consumer warp once its wgmmas have read the stage). The
+//    producer gives most of its registers away (setmaxnreg.dec 40).
+//  - warpgroups 1 and 2, the consumers (setmaxnreg.inc 232): rows 0-63 and 64-127 of the tile. Per
+//    k-block: wait "full", 4 x wgmma.mma_async m64nBNk16 (bf16 in, fp32 accumulators in registers),
+//    commit, wait until the previous k-block's group is done and arrive on its stage's "empty". After
+//    the last k-block of a tile: convert to bf16 and store straight from registers, masked at the M/N
+//    edges, while the producer already fills the ring with the next tile.
+// Shared layout = TMA's 128-byte swizzle: each tile row is 64 bf16 = 128 bytes; within every 1024-byte
+// group of 8 rows, 16-byte chunk c of row r sits at chunk c ^ (r % 8). The wgmma descriptors describe
+// exactly that (K-major, swizzle mode 128B, 8-row groups 1024 bytes apart); stages are 1024-byte aligned
+// so the swizzle phase is the row index, and stepping k by 16 adds 32 bytes to the start address.
+// Tails: TMA zero-fills the parts of a box outside [rows, K] (and still counts the full box bytes), so
+// M, N and K tails need no special code until the masked store. TMA needs 16-byte row strides (K % 8
+// == 0) and 16-byte aligned base addresses.
+// BN (the tile width) is 256 (4 stages of 48 KiB) or 128 (6 stages of 32 KiB) in `optimized`: the launcher
+// takes 128 when 256-wide tiles would leave SMs idle (small M*N), see pick_bn(). `wgmma_tuned` may also
+// take 160 (6 x 36 KiB) or 192 (5 x 40 KiB) to fill the last wave (pick_bn_tuned()), and `wgmma_mc2` runs
+// the same kernel as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
+#include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include "kernels/gemm/gemm.h"
+
+#define WG_BM 128          // tile rows: 64 per consumer warpgroup
+#define WG_BK 64           // k per stage: one 128-byte swizzle row of bf16
+#define WG_THREADS 384     // producer + 2 consumer warpgroups
+#define WG_CONSUMER_WARPS 8
+#define WG_GROUP_M 16      // tile-rows per raster group
+#define WG_PRODUCER_REGS 40
+#define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
+
+template <int BN>
+struct wg_config {
+  // As many stages as fit in 227 KiB next to nothing else: 4 x 48 KiB (256), 5 x 40 KiB (192), 6 x 36 KiB
+  // (160), 6 x 32 KiB (128).
+  static_assert(BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
+  static constexpr int STAGES = BN == 256 ? 4 : BN == 192 ? 5 : 6;
+  static constexpr int A_BYTES = WG_BM * WG_BK * 2;  // 16 KiB
+  static constexpr int B_BYTES = BN * WG_BK * 2;     // 32 or 16 KiB
+  static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
+  // 1024 bytes of slack to align the ring to the swizzle period, the ring, then full[] and empty[] barriers.
+  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + 2 * STAGES * 8;
+};
+static_assert(wg_config<256>::SMEM_BYTES <= 227 * 1024, "BN=256 ring exceeds the 227 KiB opt-in shared memory");
+static_assert(wg_config<128>::SMEM_BYTES <= 227 * 1024, "BN=128 ring exceeds the 227 KiB opt-in shared memory");
+static_assert(wg_config<160>::SMEM_BYTES <= 227 * 1024, "BN=160 ring exceeds the 227 KiB opt-in shared memory");
+static_assert(wg_config<192>::SMEM_BYTES <= 227 * 1024, "BN=192 ring exceeds the 227 KiB opt-in shared memory");
+// The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
+static_assert(wg_config<160>::B_BYTES % 1024 == 0 && wg_config<192>::B_BYTES % 1024 == 0, "B stages must stay 1024-aligned");
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define WG_DEVICE_OK 1
+#endif
+
+// ---- device helpers (PTX for sm_90a) ----
+#ifdef WG_DEVICE_OK
+static __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// Arrive (the producer's one arrival) and raise the phase's expected transaction bytes.
+static __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+static __device__ __forceinline__ uint32_t mbar_try_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.u32 %0, 1, 0, p;\n"
+      "}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done;
+}
+// Wait until the phase with this parity has completed (acquire: TMA-written data is then visible).
+// Every wait here is for work of the same CTA that takes microseconds; one that lasts 30 s can only be a
+// protocol bug (e.g. expected bytes that never arrive), so it traps: the launch then fails with an error
+// the gate reports, instead of hanging the GPU.
+#define WG_WAIT_LIMIT_NS 30000000000ull
+static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  if (mbar_try_wait(bar, parity)) return;
+  uint64_t start, now;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(start));
+  while (!mbar_try_wait(bar, parity)) {
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
+    if (now - start > WG_WAIT_LIMIT_NS) __trap();
+  }
+}
+// TMA: box at (k0, row0) of the tensor map into shared memory; completion counted on bar in bytes.
+static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int k0, int row0) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(k0), "r"(row0), "r"(bar)
+      : "memory");
+}
+// The same load multicast to every CTA of the cluster in cta_mask: each receives the box at the same shared
+// offset dst and the byte count on its own mbarrier at offset bar.
+static __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap *map, uint32_t bar, int k0, int row0,
+                                                             uint16_t cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(k0), "r"(row0), "r"(bar), "h"(cta_mask)
+      : "memory");
+}
+// Arrive (release at cluster scope) on the mbarrier at shared offset bar of CTA `rank` of this cluster.
+static __device__ __forceinline__ void mbar_arrive_in_cta(uint32_t bar, uint32_t rank) {
+  asm volatile(
+      "{\n"
+      ".reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
+      "}\n" ::"r"(bar), "r"(rank)
+      : "memory");
+}
+static __device__ __forceinline__ uint32_t cluster_rank() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+static __device__ __forceinline__ uint32_t cluster_index() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
+  return r;
+}
+static __device__ __forceinline__ uint32_t cluster_count() {
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+  return r;
+}
+// Every thread of every CTA of the cluster: arrive (release) and wait (acquire).
+static __device__ __forceinline__ void cluster_sync_all() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+static __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+static __device__ __forceinline__ void wgmma_wait_one_pending() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+// Keep the compiler from moving accumulator reads/writes across the asynchronous wgmma region.
+template <int N>
+static __device__ __forceinline__ void fence_accumulators(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+// wgmma shared-memory matrix descriptor: start address >> 4 (bits 0-13), leading byte offset >> 4
+// (bits 16-29; not used by swizzled K-major layouts, 1 by convention), stride byte offset >> 4 (bits
+// 32-45: 1024 bytes between 8-row groups), base offset 0 (bits 49-51: stages are 1024-aligned), swizzle
+// mode 1 = 128B (bits 62-63).
+static __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t smem_addr) {
+  return (uint64_t)((smem_addr & 0x3FFFFu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+
+// D[64x128] += A[64x16] . B[128x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
+static __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, "
+      "%64, %65, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+// D[64x256] += A[64x16] . B[256x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
+static __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+      "}, "
+      "%128, %129, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+// D[64x160] += A[64x16] . B[160x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
+static __device__ __forceinline__ void wgmma_m64n160k16(float (&d)[80], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n160k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79"
+      "}, "
+      "%80, %81, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+// D[64x192] += A[64x16] . B[192x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
+static __device__ __forceinline__ void wgmma_m64n192k16(float (&d)[96], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n"
+      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 "
+      "{"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
+      "}, "
+      "%96, %97, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+      : "l"(desc_a), "l"(desc_b));
+}
+
+template <int BN>
+static __device__ __forceinline__ void wgmma_tile_k16(float (&d)[BN / 2], uint64_t desc_a, uint64_t desc_b);
+template <>
+__device__ __forceinline__ void wgmma_tile_k16<128>(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_m64n128k16(d, desc_a, desc_b);
+}
+template <>
+__device__ __forceinline__ void wgmma_tile_k16<256>(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_m64n256k16(d, desc_a, desc_b);
+}
+template <>
+__device__ __forceinline__ void wgmma_tile_k16<160>(float (&d)[80], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_m64n160k16(d, desc_a, desc_b);
+}
+template <>
+__device__ __forceinline__ void wgmma_tile_k16<192>(float (&d)[96], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_m64n192k16(d, desc_a, desc_b);
+}
+
+// Two neighbouring outputs of one row: one 4-byte store where the pair is aligned, else element-wise.
+static __device__ __forceinline__ void store_pair(__nv_bfloat16 *C, int64_t M, int64_t N, int64_t row, int64_t col,
+                                                  float v0, float v1, bool pair_ok) {
+  if (row >= M) return;
+  __nv_bfloat16 *p = C + row * N + col;
+  if (pair_ok && col + 1 < N) {
+    *reinterpret_cast<__nv_bfloat162 *>(p) = __floats2bfloat162_rn(v0, v1);
+  } else {
+    if (col < N) p[0] = __float2bfloat16(v0);
+    if (col + 1 < N) p[1] = __float2bfloat16(v1);
+  }
+}
+// Tile index -> (tile row, tile column): groups of WG_GROUP_M tile-rows, walked column by column, rows
+// fastest, so consecutive tiles (resident at the same time on neighbouring SMs) share a W tile.
+template <int GROUP_M>
+static __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int *tm, int *tn) {
+  const int tiles_per_group = GROUP_M * tiles_n;
+  const int group = tile / tiles_per_group;
+  const int first_m = group * GROUP_M;
+  const int rows_in_group = min(GROUP_M, tiles_m - first_m);
+  const int local = tile - group * tiles_per_group;
+  *tm = first_m + local % rows_in_group;
+  *tn = local / rows_in_group;
+}
+
+// A consumer warp is done reading a stage: arrive on its "empty" barrier in this CTA and, in a cluster,
+// in the peer. The local arrival comes first and the remote one releases at cluster scope, so the peer
+// cannot observe this warp's release (and start the chain that ends in its next arrival here) before
+// the local arrival has counted: no arrival of a later fill can complete an earlier phase.
+template <int CLUSTER>
+static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int rank) {
+  mbar_arrive(empty_bar);
+  if constexpr (CLUSTER == 2) mbar_arrive_in_cta(empty_bar, (uint32_t)(rank ^ 1));
+}
+
+#endif  // WG_DEVICE_OK
+
+// CLUSTER = 1: one CTA per tile. CLUSTER = 2 (launched as 2-CTA clusters, gemm_wgmma_mc2): the two CTAs
+// of a cluster take vertically adjacent tiles (tile rows 2p and 2p+1, same tile column) and share the W
+// tile: each loads its own A tile and one half of the W tile, multicast into both CTAs' ring. A stage of
+// either CTA is then written by both producers, so its "empty" barrier counts the consumer warps of both
+// CTAs (each consumer warp arrives on its own and on the peer's), and the "full" barrier expects the A
+// bytes plus both W halves. Boxes that would lie wholly outside A or W (the second tile row when
+// tiles_m is odd, the second W half at the N edge) are not loaded and not expected: both CTAs derive the
+// same decision from (tile, M, N); the stale shared memory they leave only feeds outputs that the masked
+// store drops.
+template <int BN, int CLUSTER>
+__global__ void __launch_bounds__(WG_THREADS, 1)
+gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
+                  __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K, int tiles_m, int tiles_n, int pair_ok) {
+#ifdef WG_DEVICE_OK
+  using cfg = wg_config<BN>;
+  constexpr int STAGES = cfg::STAGES;
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  // Shared addresses only (TMA, mbarriers and wgmma descriptors all take them); aligned to 1024 here
+  // because the swizzle pattern is a function of address bits 7-9.
+  const uint32_t base = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+  const uint32_t a_ring = base;                                  // STAGES x [128 rows x 128 B]
+  const uint32_t b_ring = base + STAGES * cfg::A_BYTES;          // STAGES x [BN rows x 128 B]
+  const uint32_t bars = b_ring + STAGES * cfg::B_BYTES;          // full[STAGES], then empty[STAGES]
+  static_assert(CLUSTER == 1 || CLUSTER == 2, "CTA pairs at most");
+  constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
+  // Work units: tiles (CLUSTER 1) or vertical tile pairs (CLUSTER 2), walked by CTAs / clusters.
+  const int unit_rows = (tiles_m + CLUSTER - 1) / CLUSTER;
+  const int total_units = unit_rows * tiles_n;
+  int first_unit = blockIdx.x, unit_step = gridDim.x, rank = 0;
+  if constexpr (CLUSTER > 1) first_unit = (int)cluster_index(), unit_step = (int)cluster_count(), rank = (int)cluster_rank();
+  const int k_blocks = (int)((K + WG_BK - 1) / WG_BK);
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; s++) {
+      mbar_init(bars + 8 * s, 1);                                       // the producer's arrive.expect_tx
+      mbar_init(bars + 8 * (STAGES + s), WG_CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async (TMA) proxy
+  }
+  __syncthreads();
+  // The peer multicasts into this CTA's ring and arrives on its barriers: both must be initialised first.
+  if constexpr (CLUSTER > 1) cluster_sync_all();
+
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    // ---- producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(WG_PRODUCER_REGS));
+    if (threadIdx.x != 0) return;
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int unit = first_unit; unit < total_units; unit += unit_step) {
+      int um, tn;
+      tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
+      const int tm = um * CLUSTER + rank;
+      if constexpr (CLUSTER == 1) {
+        for (int kb = 0; kb < k_blocks; kb++) {
+          const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
+          mbar_wait(empty, phase ^ 1);  // first pass: the "previous" phase counts as complete
+          mbar_arrive_expect_tx(full, cfg::STAGE_BYTES);
+          tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * WG_BM);
+          tma_load_2d(b_ring + stage * cfg::B_BYTES, &map_w, full, kb * WG_BK, tn * BN);
+          if (++stage == STAGES) stage = 0, phase ^= 1;
+        }
+      } else {
+        constexpr int HALF_ROWS = BN / 2, HALF_BYTES = cfg::B_BYTES / 2;
+        const bool a_in = (int64_t)tm * WG_BM < M;               // false only for the odd last tile row
+        const bool half1_in = (int64_t)tn * BN + HALF_ROWS < N;  // half 0 always starts inside W
+        const uint32_t bytes = (a_in ? cfg::A_BYTES : 0) + HALF_BYTES + (half1_in ? HALF_BYTES : 0);
+        const bool my_half_in = rank == 0 || half1_in;
+        for (int kb = 0; kb < k_blocks; kb++) {
+          const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
+          mbar_wait(empty, phase ^ 1);  // released by the consumers of BOTH CTAs (the peer writes here too)
+          mbar_arrive_expect_tx(full, bytes);
+          if (a_in) tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * WG_BM);
+          if (my_half_in)
+            tma_load_2d_multicast(b_ring + stage * cfg::B_BYTES + rank * HALF_BYTES, &map_w, full, kb * WG_BK,
+                                  tn * BN + rank * HALF_ROWS, (uint16_t)0x3);
+          if (++stage == STAGES) stage = 0, phase ^= 1;
+        }
+      }
+    }
+    if constexpr (CLUSTER > 1) {
+      // The peer's consumers arrive on this CTA's "empty" barriers until their last k-block: wait for the
+      // release of the last fill of every stage, so this CTA (its shared memory) outlives those arrivals.
+      for (int i = 0; i < STAGES; i++) {
+        mbar_wait(bars + 8 * (STAGES + stage), phase ^ 1);
+        if (++stage == STAGES) stage = 0, phase ^= 1;
+      }
+    }
+    return;
+  }
+
+  // ---- consumers ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(WG_CONSUMER_REGS));
+  const int consumer = warpgroup - 1;                  // rows consumer*64 .. +63 of the tile
+  const int lane = threadIdx.x % 32, warp_in_group = (threadIdx.x % 128) / 32;
+  const int g = lane / 4, q = lane % 4;
+  float d[BN / 2];
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int unit = first_unit; unit < total_units; unit += unit_step) {
+    int um, tn;
+    tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
+    const int tm = um * CLUSTER + rank;  // may be tiles_m (odd tiles_m, CLUSTER 2): all its rows are >= M
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+    fence_accumulators(d);  // the zeros are written before the first wgmma of the tile reads them
+    // One wgmma group stays in flight: after issuing k-block kb, wait until only that group is pending,
+    // which means k-block kb-1 has finished reading its stage; release that stage. The tensor cores so
+    // never idle between k-blocks, at the cost of holding two stages (the producer keeps STAGES-2 ahead).
+    int held = -1;  // stage read by the group still in flight
+    for (int kb = 0; kb < k_blocks; kb++) {
+      mbar_wait(bars + 8 * stage, phase);  // "full": the TMA bytes of this stage have landed
+      const uint64_t desc_a = smem_desc_sw128(a_ring + stage * cfg::A_BYTES + consumer * 64 * 128);
+      const uint64_t desc_b = smem_desc_sw128(b_ring + stage * cfg::B_BYTES);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < WG_BK / 16; kk++)  // k step of 16 elements = 32 bytes = 2 in descriptor units
+        wgmma_tile_k16<BN>(d, desc_a + 2 * kk, desc_b + 2 * kk);
+      wgmma_commit();
+      wgmma_wait_one_pending();
+      if (held >= 0 && lane == 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank);  // "empty": this warp is done with it
+      held = stage;
+      if (++stage == STAGES) stage = 0, phase ^= 1;
+    }
+    wgmma_wait_all();
+    fence_accumulators(d);  // no accumulator read may move above the wait
+    if (lane == 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank);  // k_blocks >= 1, so held is a stage
+    // Accumulator layout (m64nN, fp32): warp w of the group holds rows 16w..16w+15; d[4j+0..1] = row g,
+    // columns 8j+2q, +1; d[4j+2..3] = row g+8, same columns.
+    const int64_t row = (int64_t)tm * WG_BM + consumer * 64 + warp_in_group * 16 + g;
+    const int64_t col0 = (int64_t)tn * BN + 2 * q;
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+      store_pair(C, M, N, row, col0 + 8 * j, d[4 * j + 0], d[4 * j + 1], pair_ok);
+      store_pair(C, M, N, row + 8, col0 + 8 * j, d[4 * j + 2], d[4 * j + 3], pair_ok);
+    }
+  }
+#else
+  __trap();  // built without sm_90a: the launcher declines before launching (see gemm_optimized_supports)
+#endif
+}
+
+// ---- host ----
+static PFN_cuTensorMapEncodeTiled_v12000 encode_tiled;
+
+static int get_encoder(klab_err *err) {
+  if (encode_tiled) return 0;
+  void *fn = NULL;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  KLAB_CUDA(err, cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found),
+            "gemm optimized: driver entry point");
+  if (found != cudaDriverEntryPointSuccess || !fn)
+    return klab_fail(err, "gemm optimized: the driver has no cuTensorMapEncodeTiled (query result %d); TMA needs CUDA 12+ drivers", (int)found);
+  encode_tiled = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+  return 0;
+}
+
+// A row-major [rows, K] bf16 matrix as a 2-D tensor map with [box_rows x 64] boxes, 128-byte swizzle,
+// zero fill outside the matrix.
+static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t K, int box_rows, const char *name, klab_err *err) {
+  const cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)rows};
+  const cuuint64_t strides[1] = {(cuuint64_t)K * 2};  // bytes between rows (dimension 1)
+  const cuuint32_t box[2] = {WG_BK, (cuuint32_t)box_rows};
+  const cuuint32_t element_strides[2] = {1, 1};
+  CUresult rc = encode_tiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(ptr), dims, strides, box,
+                             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (rc != CUDA_SUCCESS)
+    return klab_fail(err, "gemm optimized: cuTensorMapEncodeTiled for %s [%lld x %lld], box %d x %d failed (CUresult %d)", name,
+                     (long long)rows, (long long)K, box_rows, WG_BK, (int)rc);
+  return 0;
+}
+
+// Tile width of `optimized`: the one with the smaller estimated time = (tiles per CTA) x (cost of one
+// tile). A 128-wide tile costs ~0.55 of a 256-wide one (same A traffic per tile, half the MMA work, less
+// efficient per flop), so 128 wins when 256-wide tiles would leave SMs idle.
+static int pick_bn(int64_t M, int64_t N, int sms) {
+  const int64_t tiles_m = (M + WG_BM - 1) / WG_BM;
+  const int64_t t256 = tiles_m * ((N + 255) / 256), t128 = tiles_m * ((N + 127) / 128);
+  const double cost256 = (double)((t256 + sms - 1) / sms) * 1.0, cost128 = (double)((t128 + sms - 1) / sms) * 0.55;
+  return cost128 < cost256 ? 128 : 256;
+}
+
+// Tile width of `wgmma_tuned`: the same waves x tile-cost estimate over the widths 256, 192, 160, 128.
+// A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN; the A tile, barrier waits
+// and issue overhead do not), which reproduces pick_bn's 0.55 for 128. 160 and 192 exist for the wave
+// quantisation of the Qwen3 shapes: N = 2560 at M = 2048 is 160 tiles of 256 (2 waves, the second 21%
+// full) but 256 tiles of 160 (2 full waves); N = 6144 at M = 512 is 96 tiles of 256 (36 SMs idle) but
+// 128 tiles of 192 (one full wave). A narrower tile moves more bytes per flop, so it must win by > 3%.
+static double waves_cost(int64_t M, int64_t N, int sms, int bn) {
+  const int64_t tiles = ((M + WG_BM - 1) / WG_BM) * ((N + bn - 1) / bn);
+  return (double)((tiles + sms - 1) / sms) * ((double)bn + 28.0) / (256.0 + 28.0);
+}
+static int pick_bn_tuned(int64_t M, int64_t N, int sms) {
+  static const int narrower[] = {192, 160, 128};
+  int best = 256;
+  double best_cost = waves_cost(M, N, sms, 256);
+  for (int i = 0; i < 3; i++) {
+    const double cost = waves_cost(M, N, sms, narrower[i]);
+    if (cost < 0.97 * best_cost) best = narrower[i], best_cost = cost;
+  }
+  return best;
+}
+
+template <int BN>
+static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, uint16_t *C, int64_t M, int64_t N,
+                     int64_t K, int sms, int pair_ok, cudaStream_t stream, klab_err *err) {
+  using cfg = wg_config<BN>;
+  const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
+  const int64_t tiles = (int64_t)tiles_m * tiles_n;
+  const int grid = (int)(tiles < sms ? tiles : sms);
+  char ctx[160];
+  snprintf(ctx, sizeof ctx, "gemm %s (wgmma, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N, (long long)K);
+  // Set on every launch (a cheap host call) so a device switch or a fresh context cannot miss it.
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  gemm_wgmma_kernel<BN, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, (__nv_bfloat16 *)C, M, N, K, tiles_m,
+                                                                        tiles_n, pair_ok);
+  KLAB_CHECK_LAUNCH(err, ctx);
+  return 0;
+}
+
+// 2-CTA clusters: as many clusters as can be resident at once (2 SMs of one GPC each; fewer than SMs / 2
+// where a GPC has an odd number of free SMs), each walking vertical tile pairs.
+template <int BN>
+static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, uint16_t *C, int64_t M, int64_t N,
+                         int64_t K, int sms, int pair_ok, cudaStream_t stream, klab_err *err) {
+  using cfg = wg_config<BN>;
+  const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
+  const int64_t pairs = (int64_t)((tiles_m + 1) / 2) * tiles_n;
+  char ctx[160];
+  snprintf(ctx, sizeof ctx, "gemm %s (wgmma, 2-CTA clusters, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N,
+           (long long)K);
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)(sms / 2 * 2 > 0 ? sms / 2 * 2 : 2), 1, 1);
+  config.blockDim = dim3(WG_THREADS, 1, 1);
+  config.dynamicSmemBytes = cfg::SMEM_BYTES;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  int resident = 0;
+  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<BN, 2>, &config), ctx);
+  if (resident < 1) return klab_fail(err, "%s: no 2-CTA cluster of this kernel fits on the device", ctx);
+  const int clusters = (int)(pairs < resident ? pairs : resident);
+  config.gridDim = dim3((unsigned)(2 * clusters), 1, 1);
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2>, *map_a, *map_w, (__nv_bfloat16 *)C, M, N, K, tiles_m, tiles_n,
+                                    pair_ok),
+            ctx);
+  KLAB_CHECK_LAUNCH(err, ctx);
+  return 0;
+}
+
+extern "C" int gemm_optimized_supports(int64_t M, int64_t N, int64_t K, char *why, size_t why_len) {
+  if (M < 1 || N < 1 || K < 1) return snprintf(why, why_len, "M, N, K must be >= 1"), 0;
+  if (K % 8 != 0)
+    return snprintf(why, why_len, "K=%lld is not a multiple of 8 (TMA needs 16-byte row strides)", (long long)K), 0;
+  // Tile counts are int; TMA coordinates are int32 (rows up to M or N, k up to K).
+  if (M > 2147483647LL - WG_BM || N > 2147483647LL - 256 || K > 2147483647LL - WG_BK ||
+      ((M + WG_BM - 1) / WG_BM) * ((N + 127) / 128) > 2147483647LL)
+    return snprintf(why, why_len, "M=%lld N=%lld K=%lld: too large for int32 tile indices", (long long)M, (long long)N, (long long)K), 0;
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return snprintf(why, why_len, "cannot query the device's compute capability"), 0;
+  if (major != 9 || minor != 0)
+    return snprintf(why, why_len, "wgmma/TMA kernel is built for sm_90a; this device is sm_%d%d", major, minor), 0;
+  return 1;
+}
+
+// Checks shared by every wgmma launcher; fills *sms.
+static int wgmma_prepare(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                         int *sms, klab_err *err) {
+  char why[200];
+  if (!gemm_optimized_supports(M, N, K, why, sizeof why))
+    return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: unsupported: %s", variant, (long long)M, (long long)N, (long long)K, why);
+  if (!A || !W || !C || (uintptr_t)A % 16 != 0 || (uintptr_t)W % 16 != 0)
+    return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: A and W must be non-NULL and 16-byte aligned for TMA (A=%p W=%p C=%p)",
+                     variant, (long long)M, (long long)N, (long long)K, (const void *)A, (const void *)W, (void *)C);
+  if (get_encoder(err)) return -1;
+  int dev = 0;
+  KLAB_CUDA(err, cudaGetDevice(&dev), variant);
+  KLAB_CUDA(err, cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev), variant);
+  return 0;
+}
+
+// Builds the tensor maps (per launch on the host, a few microseconds, passed by value) and launches the
+// kernel of tile width bn (128, 160, 192 or 256).
+// cluster 2: 2-CTA clusters sharing the W tile (each CTA loads half of it, hence boxes of bn / 2 rows).
+static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                        int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
+  CUtensorMap map_a, map_w;
+  if (make_map(&map_a, A, M, K, WG_BM, "A", err) || make_map(&map_w, W, N, K, cluster == 2 ? bn / 2 : bn, "W", err)) return -1;
+  const int pair_ok = N % 2 == 0 && (uintptr_t)C % 4 == 0;
+  if (cluster == 2) {
+    switch (bn) {
+      case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 160: return launch_bn_mc2<160>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 128: return launch_bn_mc2<128>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      default: break;  // reported below
+    }
+  } else if (cluster == 1) {
+    switch (bn) {
+      case 256: return launch_bn<256>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 192: return launch_bn<192>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 160: return launch_bn<160>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 128: return launch_bn<128>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      default: break;  // reported below
+    }
+  }
+  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (cluster %d) is not one of 128, 160, 192, 256 (cluster 1 or 2)",
+                   variant, (long long)M, (long long)N, (long long)K, bn, cluster);
+}
+
+extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                              void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+  (void)workspace, (void)workspace_bytes; /* needs none (the parameters keep one signature for all gemm_*) */
+  int sms = 0;
+  if (wgmma_prepare("optimized", A, W, C, M, N, K, &sms, err)) return -1;
+  return wgmma_launch("optimized", A, W, C, M, N, K, pick_bn(M, N, sms), 1, sms, stream, err);
+}
+
+extern "C" int gemm_wgmma_tuned(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                                void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+  (void)workspace, (void)workspace_bytes;
+  int sms = 0;
+  if (wgmma_prepare("wgmma_tuned", A, W, C, M, N, K, &sms, err)) return -1;
+  return wgmma_launch("wgmma_tuned", A, W, C, M, N, K, pick_bn_tuned(M, N, sms), 1, sms, stream, err);
+}
+
+extern "C" int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
+                                void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+  (void)workspace, (void)workspace_bytes;
+  if (tile_n != 128 && tile_n != 160 && tile_n != 192 && tile_n != 256)
+    return klab_fail(err, "gemm wgmma_width M=%lld N=%lld K=%lld: tile width %d is not one of 128, 160, 192, 256", (long long)M,
+                     (long long)N, (long long)K, tile_n);
+  int sms = 0;
+  if (wgmma_prepare("wgmma_width", A, W, C, M, N, K, &sms, err)) return -1;
+  return wgmma_launch("wgmma_width", A, W, C, M, N, K, tile_n, 1, sms, stream, err);
+}
+
+extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                              void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+  (void)workspace, (void)workspace_bytes;
+  int sms = 0;
+  if (wgmma_prepare("wgmma_mc2", A, W, C, M, N, K, &sms, err)) return -1;
+  return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, pick_bn_tuned(M, N, sms), 2, sms, stream, err);
+}
