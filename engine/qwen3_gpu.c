@@ -80,8 +80,9 @@ typedef struct {
   any_fn fn;
 } kernel_entry;
 
-/* Variants the gate registers under other names but the engine calls through the same launcher (the
- * device-position / device-length forms are the optimized kernels reading their scalar from memory). */
+/* Every variant the engine can run. The device-position / device-length forms are the optimized kernels
+ * reading their scalar from memory. attn_decode's extra candidates are left out: opt_cluster takes no device
+ * length (the decode graph needs one) and the others size their workspace differently. */
 static const kernel_entry kernels[] = {
     {"gemv", "naive", (any_fn)lin_gemv_naive},
     {"gemv", "optimized", (any_fn)lin_gemv_optimized},
@@ -111,9 +112,18 @@ static const kernel_entry kernels[] = {
     {"silu_mul", "optimized", (any_fn)silu_mul_optimized},
     {"embedding", "naive", (any_fn)embedding_naive},
     {"embedding", "optimized", (any_fn)embedding_optimized},
+    {"embedding", "stream", (any_fn)embedding_stream},
+    {"embedding", "vpl4", (any_fn)embedding_vpl4},
+    {"embedding", "vpl16", (any_fn)embedding_vpl16},
+    {"embedding", "v1", (any_fn)embedding_v1},
     {"qk_norm_rope", "naive", (any_fn)qk_norm_rope_naive},
     {"qk_norm_rope", "optimized", (any_fn)qk_norm_rope_optimized},
     {"qk_norm_rope", "optimized_devpos", (any_fn)qk_norm_rope_optimized},
+    {"qk_norm_rope", "w2s6", (any_fn)qk_norm_rope_w2s6},
+    {"qk_norm_rope", "w6s2", (any_fn)qk_norm_rope_w6s2},
+    {"qk_norm_rope", "w12s1", (any_fn)qk_norm_rope_w12s1},
+    {"qk_norm_rope", "pipe", (any_fn)qk_norm_rope_pipe},
+    {"qk_norm_rope", "v1", (any_fn)qk_norm_rope_v1},
     {"attn_decode", "naive", (any_fn)attn_decode_naive},
     {"attn_decode", "optimized", (any_fn)attn_decode_optimized},
     {"attn_decode", "optimized_devctx", (any_fn)attn_decode_optimized},
