@@ -2,7 +2,7 @@
 # One call on a GPU machine: build, run every test (GPU ones included), measure peaks, bench the ops,
 # and run compute-sanitizer over the GPU gate. Logs and CSVs go to $OUT (or ./gpu-out).
 # Usage: ci/gpu-run.sh [STEPS]   STEPS: comma list of build,test,peaks,bench,sanitize,engine,extra (default: the first five)
-# engine: MODELS (default 4b), PP/TG/REPS for qwen3 bench, PARITY=1 (HF bf16 parity), PEERS=1 (HF engine rows);
+# engine: MODELS (default 4b), PP/TG/REPS for qwen3 bench, PARITY / PEERS: the models to run HF bf16 parity / HF engine rows for;
 #         the real tokenizer is read from TOKDIR (default .tok: a copy of ../shared/qwen_tokenizer, carried).
 # Needs cJSON/PCRE2/utf8proc: unpack them with shared/scripts/offline-prefix.sh .deps where apt is absent.
 set -uo pipefail
@@ -92,12 +92,12 @@ if has engine; then
       --out results/engine-qwen3-$model > "$out/bench-$model.txt" 2>&1 || status=1
     cat "$out/bench-$model.txt"
     cp "$out/profile-$model.txt" results/engine-qwen3-$model/decode_profile.md 2>/dev/null
-    if [ -n "${PARITY:-}" ]; then
+    if [[ " ${PARITY:-} " == *" $model "* ]]; then
       PYTHONUNBUFFERED=1 timeout 300 python3 engine/tools/hf_parity_gpu.py --model $dir --qwen3 build-gpu/qwen3 --tokens 256 ${VARIANTS:+--variants $VARIANTS} \
         --out results/engine-qwen3-$model/parity.json > "$out/parity-$model.log" 2>&1 || status=1
       tail -12 "$out/parity-$model.log"
     fi
-    if [ -n "${PEERS:-}" ]; then
+    if [[ " ${PEERS:-} " == *" $model "* ]]; then
       PYTHONUNBUFFERED=1 timeout 420 python3 sweeps/peers/hf_engine_bench.py --model $dir --pp ${PEER_PP:-128,512} --tg ${PEER_TG:-128} \
         --csv results/engine-qwen3-$model/engine.csv > "$out/peers-$model.log" 2>&1 || status=1
       tail -5 "$out/peers-$model.log"
