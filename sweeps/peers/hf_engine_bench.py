@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Peer rows for an engine bundle: Hugging Face transformers on the same random checkpoint and cells.
 
-bf16 on the GPU, static KV cache, the model's forward compiled with torch.compile (mode
-"reduce-overhead": CUDA graphs), greedy with EOS ignored (min_new_tokens = max_new_tokens). Per cell:
+bf16 on the GPU, static KV cache (transformers then compiles the decoding step with torch.compile itself;
+wrapping forward in torch.compile(mode="reduce-overhead") on top of it fails on transformers 5.17 because
+the cudagraph outputs are overwritten), greedy with EOS ignored (min_new_tokens = max_new_tokens). Per cell:
 warm-up runs (which also compile), then timed runs with CUDA synchronisation around generate():
 TTFT = generate(max_new_tokens=1), decode ms/token = (e2e(tg) - TTFT) / (tg - 1). Rows are appended
 to the bundle's engine.csv with engine=transformers, so the plots show both engines side by side.
@@ -42,7 +43,6 @@ def main():
     a = ap.parse_args()
     model = Qwen3ForCausalLM.from_pretrained(a.model, torch_dtype=torch.bfloat16).cuda().eval()
     model.generation_config.cache_implementation = "static"
-    model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
     name = os.path.basename(os.path.normpath(a.model))
     new = not os.path.exists(a.csv)
     with open(a.csv, "a") as f:
