@@ -53,7 +53,7 @@ static int write_plots_script(const char *dir, klab_err *err) {
           "# Engine plots from engine.csv alone: `cd BUNDLE && gnuplot engine_plots.gp`.\n"
           "set datafile separator ','\n"
           "set terminal pngcairo size 900,560 noenhanced\n"
-          "set key top left\n"
+          "set key bottom right\n"
           "set grid\n"
           "set output 'decode_tok_s.png'\n"
           "set title 'Batch-1 decode tok/s vs generated tokens (median; dashed: weights+KV roofline)'\n"
@@ -61,17 +61,17 @@ static int write_plots_script(const char *dir, klab_err *err) {
           "set ylabel 'decode tok/s'\n"
           "set yrange [0:*]\n"
           "plot for [pp in \"`awk -F, 'NR>1 && $1==\"kernel-lab\"{print $3}' engine.csv | sort -un | tr '\\n' ' '`\"] \\\n"
-          "  'engine.csv' using (($1 eq 'kernel-lab' && $3 == pp+0) ? $4 : 1/0):11 with linespoints title 'kernel-lab pp='.pp, \\\n"
+          "  'engine.csv' using ((strcol(1) eq 'kernel-lab' && $3 == pp+0) ? $4 : 1/0):11 with linespoints title 'kernel-lab pp='.pp, \\\n"
           "  for [pp in \"`awk -F, 'NR>1 && $1==\"kernel-lab\"{print $3}' engine.csv | sort -un | tr '\\n' ' '`\"] \\\n"
-          "  'engine.csv' using (($1 eq 'kernel-lab' && $3 == pp+0) ? $4 : 1/0):14 with lines dashtype 2 title 'roofline pp='.pp, \\\n"
-          "  'engine.csv' using (($1 ne 'kernel-lab') ? $4 : 1/0):11 with points pointtype 7 title 'transformers (peers)'\n"
+          "  'engine.csv' using ((strcol(1) eq 'kernel-lab' && $3 == pp+0) ? $4 : 1/0):14 with lines dashtype 2 title 'roofline pp='.pp, \\\n"
+          "  'engine.csv' using ((strcol(1) ne 'kernel-lab') ? $4 : 1/0):11 with points pointtype 7 title 'transformers (peers)'\n"
           "set output 'ttft.png'\n"
           "set title 'Time to first token vs prompt length (median)'\n"
           "set xlabel 'prompt tokens (pp)'\n"
           "set ylabel 'TTFT ms'\n"
           "set logscale x 2\n"
-          "plot 'engine.csv' using (($1 eq 'kernel-lab') ? $3 : 1/0):9 with linespoints title 'kernel-lab', \\\n"
-          "  'engine.csv' using (($1 ne 'kernel-lab') ? $3 : 1/0):9 with points pointtype 7 title 'transformers (peers)'\n");
+          "plot 'engine.csv' using ((strcol(1) eq 'kernel-lab') ? $3 : 1/0):9 with linespoints title 'kernel-lab', \\\n"
+          "  'engine.csv' using ((strcol(1) ne 'kernel-lab') ? $3 : 1/0):9 with points pointtype 7 title 'transformers (peers)'\n");
   fclose(f);
   return 0;
 }

@@ -1,0 +1,128 @@
+# roofline: written by `klab plot` from this bundle's kernels.csv; re-render with
+#   cd <bundle> && gnuplot plots/roofline.gp
+W = 1280; H = 820
+if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {
+  set terminal pngcairo size W,H noenhanced font 'Sans,11' background rgb 'white'
+} else {
+  set terminal png size W,H noenhanced
+}
+set output 'roofline.png'
+set encoding utf8
+set border lw 1.2
+set grid xtics ytics mxtics mytics lc rgb '#dddddd' lw 1
+set logscale xy
+set format x '%g'
+set format y '%g'
+set xlabel 'arithmetic intensity (FLOP / byte of minimal traffic)'
+set ylabel 'achieved TFLOP/s'
+set key outside right top vertical Left reverse box spacing 1.2
+B = 3130.88  # measured streaming-read bandwidth, GB/s
+P = 792.704  # measured bf16 GEMM rate, TFLOP/s
+ridge = P * 1000.0 / B
+set xrange [0.0833333:3879]
+set yrange [9.39e-06:2421.9]
+set title 'Roofline: qwen3-engine on NVIDIA H100 80GB HBM3 (sm_90)'
+roof(x) = (x * B / 1000.0 < P) ? x * B / 1000.0 : P
+set arrow 1 from ridge, graph 0 to ridge, first P nohead dt 3 lw 1.5 lc rgb '#555555'
+set label 1 sprintf("ridge point %.0f FLOP/B", ridge) at ridge * 1.15, first P / 4 left tc rgb '#333333'
+set label 2 sprintf('bf16 GEMM peak %.0f TFLOP/s', P) at ridge / 1.15, first P * 1.3 right tc rgb '#000000'
+lx = ridge / 40.0
+set label 3 sprintf('HBM read %.2f TB/s', B / 1000.0) at lx, first roof(lx) * 1.623 left rotate by 22.7 tc rgb '#000000'
+set label 10 'rmsnorm/naive' at 0.9998, 1.111 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 11 'rmsnorm/optimized' at 0.9998, 2.304 offset 0.8,0.6 left font ',9' tc rgb '#d62728'
+set label 12 'add_rmsnorm/naive' at 0.6249, 0.9763 offset 0.8,0.6 left font ',9' tc rgb '#2ca02c'
+set label 13 'add_rmsnorm/optimized' at 0.6249, 1.681 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 14 'qk_norm_rope/naive' at 1.458, 0.4732 offset 0.8,0.6 left font ',9' tc rgb '#ff7f0e'
+set label 15 'qk_norm_rope/optimized' at 1.458, 3.7 offset 0.8,0.6 left font ',9' tc rgb '#8c564b'
+set label 16 'qk_norm_rope/optimized_devpos' at 1.458, 3.676 offset 0.8,0.6 left font ',9' tc rgb '#e377c2'
+set label 17 'qk_norm_rope/w2s6' at 1.458, 3.542 offset 0.8,0.6 left font ',9' tc rgb '#17becf'
+set label 18 'qk_norm_rope/w6s2' at 1.458, 3.661 offset 0.8,0.6 left font ',9' tc rgb '#bcbd22'
+set label 19 'qk_norm_rope/w12s1' at 1.458, 3.452 offset 0.8,0.6 left font ',9' tc rgb '#7f7f7f'
+set label 20 'qk_norm_rope/pipe' at 1.458, 3.798 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 21 'qk_norm_rope/v1' at 1.458, 3.416 offset 0.8,0.6 left font ',9' tc rgb '#d62728'
+set label 22 'silu_mul/naive' at 0.8333, 1.266 offset 0.8,0.6 left font ',9' tc rgb '#2ca02c'
+set label 23 'silu_mul/optimized' at 0.8333, 2.35 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 24 'gemv/naive' at 0.9997, 0.4507 offset 0.8,0.6 left font ',9' tc rgb '#ff7f0e'
+set label 25 'gemv/optimized' at 0.9997, 3.178 offset 0.8,0.6 left font ',9' tc rgb '#8c564b'
+set label 26 'gemv/cublas' at 0.9996, 2.894 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 27 'gemv/cublaslt' at 0.9996, 2.892 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 28 'gemv/v3' at 0.9997, 3.179 offset 0.8,0.6 left font ',9' tc rgb '#bcbd22'
+set label 29 'gemv/cc' at 0.9997, 3.072 offset 0.8,0.6 left font ',9' tc rgb '#7f7f7f'
+set label 30 'gemv/cc_xs' at 0.9997, 3.093 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 31 'gemv/cc_xs_b4' at 0.9997, 3.08 offset 0.8,0.6 left font ',9' tc rgb '#d62728'
+set label 32 'gemv/mma' at 0.9997, 2.987 offset 0.8,0.6 left font ',9' tc rgb '#2ca02c'
+set label 33 'gemv/mma_pf' at 0.9997, 3.076 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 34 'gemv/mma_xs' at 0.9997, 3.085 offset 0.8,0.6 left font ',9' tc rgb '#ff7f0e'
+set label 35 'attn_decode/naive' at 3.984, 0.02934 offset 0.8,0.6 left font ',9' tc rgb '#8c564b'
+set label 36 'attn_decode/optimized' at 3.996, 5.992 offset 0.8,0.6 left font ',9' tc rgb '#e377c2'
+set label 37 'attn_decode/optimized_devctx' at 3.996, 5.974 offset 0.8,0.6 left font ',9' tc rgb '#17becf'
+set label 38 'attn_decode/opt_nopf' at 3.996, 6.026 offset 0.8,0.6 left font ',9' tc rgb '#bcbd22'
+set label 39 'attn_decode/opt_w4' at 3.996, 5.35 offset 0.8,0.6 left font ',9' tc rgb '#7f7f7f'
+set label 40 'attn_decode/opt_cluster' at 3.996, 5.858 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 41 'argmax/naive' at 0.25, 0.002394 offset 0.8,0.6 left font ',9' tc rgb '#d62728'
+set label 42 'argmax/optimized' at 0.25, 0.03391 offset 0.8,0.6 left font ',9' tc rgb '#2ca02c'
+set label 43 'sample/naive' at 0.25, 2.817e-05 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 44 'sample/optimized' at 0.25, 0.006305 offset 0.8,0.6 left font ',9' tc rgb '#ff7f0e'
+set label 45 'gemm/naive' at 1075, 22.97 offset 0.8,0.6 left font ',9' tc rgb '#8c564b'
+set label 46 'gemm/mma' at 1293, 277.6 offset 0.8,0.6 left font ',9' tc rgb '#e377c2'
+set label 47 'gemm/optimized' at 1229, 764.4 offset 0.8,0.6 left font ',9' tc rgb '#17becf'
+set label 48 'gemm/cublas' at 1019, 807.3 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 49 'gemm/cublaslt' at 1024, 775.5 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 50 'gemm/wgmma_tuned' at 1229, 732.8 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 51 'gemm/wgmma_mc2' at 1229, 455.9 offset 0.8,0.6 left font ',9' tc rgb '#d62728'
+set label 52 'gemm/wgmma_n160' at 1019, 737.6 offset 0.8,0.6 left font ',9' tc rgb '#2ca02c'
+set label 53 'gemm/wgmma_n192' at 1117, 665.4 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 54 'attn_prefill/naive' at 819.6, 3.345 offset 0.8,0.6 left font ',9' tc rgb '#ff7f0e'
+set label 55 'attn_prefill/optimized' at 819.6, 286.5 offset 0.8,0.6 left font ',9' tc rgb '#8c564b'
+plot \
+  roof(x) with lines lw 2.5 lc rgb '#000000' title 'roofline (measured)', \
+  'plots/roofline.dat' index 0 using 1:2 with points pt 6 ps 1.4 lc rgb '#1f77b4' title 'rmsnorm/naive', \
+  'plots/roofline.dat' index 1 using 1:2 with points pt 7 ps 1.4 lc rgb '#d62728' title 'rmsnorm/optimized', \
+  'plots/roofline.dat' index 2 using 1:2 with points pt 6 ps 1.4 lc rgb '#2ca02c' title 'add_rmsnorm/naive', \
+  'plots/roofline.dat' index 3 using 1:2 with points pt 7 ps 1.4 lc rgb '#9467bd' title 'add_rmsnorm/optimized', \
+  'plots/roofline.dat' index 4 using 1:2 with points pt 6 ps 1.4 lc rgb '#ff7f0e' title 'qk_norm_rope/naive', \
+  'plots/roofline.dat' index 5 using 1:2 with points pt 7 ps 1.4 lc rgb '#8c564b' title 'qk_norm_rope/optimized', \
+  'plots/roofline.dat' index 6 using 1:2 with points pt 9 ps 1.4 lc rgb '#e377c2' title 'qk_norm_rope/optimized_devpos', \
+  'plots/roofline.dat' index 7 using 1:2 with points pt 9 ps 1.4 lc rgb '#17becf' title 'qk_norm_rope/w2s6', \
+  'plots/roofline.dat' index 8 using 1:2 with points pt 9 ps 1.4 lc rgb '#bcbd22' title 'qk_norm_rope/w6s2', \
+  'plots/roofline.dat' index 9 using 1:2 with points pt 9 ps 1.4 lc rgb '#7f7f7f' title 'qk_norm_rope/w12s1', \
+  'plots/roofline.dat' index 10 using 1:2 with points pt 9 ps 1.4 lc rgb '#1f77b4' title 'qk_norm_rope/pipe', \
+  'plots/roofline.dat' index 11 using 1:2 with points pt 9 ps 1.4 lc rgb '#d62728' title 'qk_norm_rope/v1', \
+  'plots/roofline.dat' index 12 using 1:2 with points pt 6 ps 1.4 lc rgb '#2ca02c' title 'silu_mul/naive', \
+  'plots/roofline.dat' index 13 using 1:2 with points pt 7 ps 1.4 lc rgb '#9467bd' title 'silu_mul/optimized', \
+  'plots/roofline.dat' index 14 using 1:2 with points pt 6 ps 1.4 lc rgb '#ff7f0e' title 'gemv/naive', \
+  'plots/roofline.dat' index 15 using 1:2 with points pt 7 ps 1.4 lc rgb '#8c564b' title 'gemv/optimized', \
+  'plots/roofline.dat' index 16 using 1:2 with points pt 5 ps 1.8 lc rgb '#000000' title 'gemv/cublas (vendor)', \
+  'plots/roofline.dat' index 17 using 1:2 with points pt 5 ps 1.8 lc rgb '#000000' title 'gemv/cublaslt (vendor)', \
+  'plots/roofline.dat' index 18 using 1:2 with points pt 9 ps 1.4 lc rgb '#bcbd22' title 'gemv/v3', \
+  'plots/roofline.dat' index 19 using 1:2 with points pt 9 ps 1.4 lc rgb '#7f7f7f' title 'gemv/cc', \
+  'plots/roofline.dat' index 20 using 1:2 with points pt 9 ps 1.4 lc rgb '#1f77b4' title 'gemv/cc_xs', \
+  'plots/roofline.dat' index 21 using 1:2 with points pt 9 ps 1.4 lc rgb '#d62728' title 'gemv/cc_xs_b4', \
+  'plots/roofline.dat' index 22 using 1:2 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'gemv/mma', \
+  'plots/roofline.dat' index 23 using 1:2 with points pt 9 ps 1.4 lc rgb '#9467bd' title 'gemv/mma_pf', \
+  'plots/roofline.dat' index 24 using 1:2 with points pt 9 ps 1.4 lc rgb '#ff7f0e' title 'gemv/mma_xs', \
+  'plots/roofline.dat' index 25 using 1:2 with points pt 6 ps 1.4 lc rgb '#8c564b' title 'attn_decode/naive', \
+  'plots/roofline.dat' index 26 using 1:2 with points pt 7 ps 1.4 lc rgb '#e377c2' title 'attn_decode/optimized', \
+  'plots/roofline.dat' index 27 using 1:2 with points pt 9 ps 1.4 lc rgb '#17becf' title 'attn_decode/optimized_devctx', \
+  'plots/roofline.dat' index 28 using 1:2 with points pt 9 ps 1.4 lc rgb '#bcbd22' title 'attn_decode/opt_nopf', \
+  'plots/roofline.dat' index 29 using 1:2 with points pt 9 ps 1.4 lc rgb '#7f7f7f' title 'attn_decode/opt_w4', \
+  'plots/roofline.dat' index 30 using 1:2 with points pt 9 ps 1.4 lc rgb '#1f77b4' title 'attn_decode/opt_cluster', \
+  'plots/roofline.dat' index 31 using 1:2 with points pt 6 ps 1.4 lc rgb '#d62728' title 'argmax/naive', \
+  'plots/roofline.dat' index 32 using 1:2 with points pt 7 ps 1.4 lc rgb '#2ca02c' title 'argmax/optimized', \
+  'plots/roofline.dat' index 33 using 1:2 with points pt 6 ps 1.4 lc rgb '#9467bd' title 'sample/naive', \
+  'plots/roofline.dat' index 34 using 1:2 with points pt 7 ps 1.4 lc rgb '#ff7f0e' title 'sample/optimized', \
+  'plots/roofline.dat' index 35 using 1:2 with points pt 6 ps 1.4 lc rgb '#8c564b' title 'gemm/naive', \
+  'plots/roofline.dat' index 36 using 1:2 with points pt 9 ps 1.4 lc rgb '#e377c2' title 'gemm/mma', \
+  'plots/roofline.dat' index 37 using 1:2 with points pt 7 ps 1.4 lc rgb '#17becf' title 'gemm/optimized', \
+  'plots/roofline.dat' index 38 using 1:2 with points pt 5 ps 1.8 lc rgb '#000000' title 'gemm/cublas (vendor)', \
+  'plots/roofline.dat' index 39 using 1:2 with points pt 5 ps 1.8 lc rgb '#000000' title 'gemm/cublaslt (vendor)', \
+  'plots/roofline.dat' index 40 using 1:2 with points pt 9 ps 1.4 lc rgb '#1f77b4' title 'gemm/wgmma_tuned', \
+  'plots/roofline.dat' index 41 using 1:2 with points pt 9 ps 1.4 lc rgb '#d62728' title 'gemm/wgmma_mc2', \
+  'plots/roofline.dat' index 42 using 1:2 with points pt 9 ps 1.4 lc rgb '#2ca02c' title 'gemm/wgmma_n160', \
+  'plots/roofline.dat' index 43 using 1:2 with points pt 9 ps 1.4 lc rgb '#9467bd' title 'gemm/wgmma_n192', \
+  'plots/roofline.dat' index 44 using 1:2 with points pt 6 ps 1.4 lc rgb '#ff7f0e' title 'attn_prefill/naive', \
+  'plots/roofline.dat' index 45 using 1:2 with points pt 7 ps 1.4 lc rgb '#8c564b' title 'attn_prefill/optimized'
+set terminal svg size W,H noenhanced font 'Sans,11' background rgb 'white'
+set output 'roofline.svg'
+replot
+unset output
