@@ -82,6 +82,7 @@ static void fixture_init(fixture *f, int64_t HQ, int64_t HKV, int64_t D, int64_t
   CK(cudaMalloc(&f->dws, f->ws_bytes ? f->ws_bytes : 16));
   /* Garbage in the workspace: the variants must not depend on its initial contents. */
   CK(cudaMemset(f->dws, 0xA5, f->ws_bytes ? f->ws_bytes : 16));
+  CK(cudaDeviceSynchronize()); /* the garbage is in place before the test's non-blocking stream runs */
   CK(cudaMemcpy(f->dq, f->q, (size_t)f->nq * 2, cudaMemcpyHostToDevice));
 }
 
@@ -111,7 +112,11 @@ static void prepare(fixture *f, int64_t valid) {
   }
 }
 
-static void poison_out(fixture *f) { CK(cudaMemset(f->dout, 0xFF, (size_t)f->nq * 2)); }
+/* On the test's own stream: a legacy-stream memset is not ordered with a non-blocking stream's work. */
+static void poison_out(fixture *f) {
+  CK(cudaMemsetAsync(f->dout, 0xFF, (size_t)f->nq * 2, f->stream));
+  CK(cudaStreamSynchronize(f->stream));
+}
 
 /* Download out and compare with f->ref; label says which case. */
 static void check_out(fixture *f, const char *label) {

@@ -84,6 +84,7 @@ static void fixture_init(fixture *f, int64_t T, int64_t P0, int64_t HQ, int64_t 
   CK(cudaMalloc(&f->dws, f->ws_bytes ? f->ws_bytes : 16));
   /* Garbage in the workspace: the variants must not depend on its initial contents. */
   CK(cudaMemset(f->dws, 0xA5, f->ws_bytes ? f->ws_bytes : 16));
+  CK(cudaDeviceSynchronize()); /* the garbage is in place before the test's non-blocking stream runs */
   CK(cudaMemcpy(f->dq, f->q, (size_t)f->nq * 2, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(f->dk, f->k, (size_t)f->nc * 2, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(f->dv, f->v, (size_t)f->nc * 2, cudaMemcpyHostToDevice));

@@ -75,6 +75,7 @@ static void test_graph_devpos(const char *name, launcher fn, dev_bufs *b) {
     const int32_t pos = positions[p];
     CHECK(cudaMemcpy(b->p0, &pos, sizeof pos, cudaMemcpyHostToDevice) == cudaSuccess);
     CHECK(cudaMemset(b->q_out, 0xFF, sizeof q_out) == cudaSuccess); /* NaN poison */
+    CHECK(cudaDeviceSynchronize() == cudaSuccess); /* ordered before the non-blocking stream's replay */
     CHECK(cudaGraphLaunch(exec, st) == cudaSuccess);
     CHECK(cudaStreamSynchronize(st) == cudaSuccess);
     written[pos] = 1;

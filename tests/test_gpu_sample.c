@@ -121,7 +121,7 @@ enum { NPARAMS = sizeof PARAMS / sizeof PARAMS[0] };
 
 static void test_bf16_and_f32(void) {
   static const int64_t Vs[] = {1, 7, 1000, 32000, MAX_V};
-  for (size_t vi = 0; vi < sizeof Vs / sizeof Vs[0]; vi++)
+  for (size_t vi = 0; vi < sizeof Vs / sizeof Vs[0] && Vs[vi] <= MAX_V; vi++)
     for (int d = 0; d < 2; d++) {
       const klab_dtype dt = d ? KLAB_DT_BF16 : KLAB_DT_F32;
       fill_lm_like(Vs[vi], 1000 + vi);
@@ -129,11 +129,15 @@ static void test_bf16_and_f32(void) {
     }
 }
 
-/* bf16 rows with many equal values: a top-k / top-p boundary inside a group of ties is resolved by index. */
+/* bf16 rows with many equal values: a top-k / top-p boundary inside a group of ties is resolved by index.
+ * The top-p values keep top_p * (kept weight) away from a whole number of equal weights: in an all-equal
+ * row with top_p * V an integer the exact cut lies exactly on a token, and the reference's sequential sum of
+ * p = 1/V (not representable) falls a few ulps short and keeps one more token than an exact sum would -
+ * a tie in the arithmetic itself, not a sampler bug (docs/ops/sample.md, "exactness"). */
 static void test_ties(void) {
   const int64_t V = MAX_V;
   for (int64_t i = 0; i < V; i++) h_vals[i] = (float)(klab_rand_u64(5, (uint64_t)i) % 7) * 0.5f; /* 7 values, ~21700 each */
-  const ref_sample_params tie_params[] = {{1.0f, 20, 1.0f, 0.0f}, {1.0f, 30000, 0.5f, 0.0f}, {1.0f, 0, 0.2f, 0.0f},
+  const ref_sample_params tie_params[] = {{1.0f, 20, 1.0f, 0.0f}, {1.0f, 30000, 0.3f, 0.0f}, {1.0f, 0, 0.2f, 0.0f},
                                           {1.0f, 0, 1.0f, 0.5f}, {0.7f, 20, 0.8f, 0.0f}, {1.0f, 0, 1.0f, 0.0f}};
   for (size_t pi = 0; pi < sizeof tie_params / sizeof tie_params[0]; pi++)
     check_case("7-valued", KLAB_DT_BF16, V, tie_params[pi], 9, 100 + (int64_t)pi, 0);
