@@ -91,7 +91,8 @@ if has engine; then
     timeout ${BENCH_TIMEOUT:-400} ./build-gpu/qwen3 bench --model $dir --pp ${PP:-18,128,512,2048} --tg ${TG:-128,512} --reps ${REPS:-3} --warmup 1 ${VARIANTS:+--variants $VARIANTS} \
       --out results/engine-qwen3-$model > "$out/bench-$model.txt" 2>&1 || status=1
     cat "$out/bench-$model.txt"
-    cp "$out/profile-$model.txt" results/engine-qwen3-$model/decode_profile.md 2>/dev/null
+    # the profile only: generate prints the (random-weight) continuation to stdout first
+    sed -n '/^# decode step profile/,$p' "$out/profile-$model.txt" > results/engine-qwen3-$model/decode_profile.md
     if [[ " ${PARITY:-} " == *" $model "* ]]; then
       PYTHONUNBUFFERED=1 timeout 300 python3 engine/tools/hf_parity_gpu.py --model $dir --qwen3 build-gpu/qwen3 --tokens 256 ${VARIANTS:+--variants $VARIANTS} \
         --out results/engine-qwen3-$model/parity.json > "$out/parity-$model.log" 2>&1 || status=1

@@ -143,8 +143,8 @@ static void test_ties(void) {
     check_case("7-valued", KLAB_DT_BF16, V, tie_params[pi], 9, 100 + (int64_t)pi, 0);
   for (int64_t i = 0; i < V; i++) h_vals[i] = 0.25f; /* one bucket of 151936 candidates: the global-memory path */
   for (size_t pi = 0; pi < sizeof tie_params / sizeof tie_params[0]; pi++) {
-    /* All equal under top-k 30000: top-p 0.5 is reached exactly at 15000 tokens, an exact tie between the
-     * GPU's fp32 and the reference's float64 cumulative sums (docs/ops/sample.md). Nudged off the boundary. */
+    /* All equal under top-k 30000: top-p 0.5 is reached exactly at 15000 tokens, an exact arithmetic tie where the
+     * GPU's and the reference's float64 sums may round apart (docs/ops/sample.md). Nudged off the boundary. */
     ref_sample_params p = tie_params[pi];
     if (p.top_p == 0.5f) p.top_p = 0.50001f;
     check_case("all-equal", KLAB_DT_F32, V, p, 10, 200 + (int64_t)pi, 1);
