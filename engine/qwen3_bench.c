@@ -21,17 +21,6 @@ typedef struct {
   double e2e_med, e2e_p25, e2e_p75, ttft_med, decode_ms_tok, tok_s, weights_gb, kv_gb, roof_tok_s, pct_roof, peak_gb;
 } bench_row;
 
-static double pct(double *v, int n, double q) { /* linear interpolation on sorted v */
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-      double t = v[j];
-      v[j] = v[j - 1], v[j - 1] = t;
-    }
-  double x = q * (n - 1);
-  int i = (int)x;
-  return i + 1 < n ? v[i] + (x - i) * (v[i + 1] - v[i]) : v[n - 1];
-}
-
 static void csv_header(FILE *f) {
   fprintf(f, "engine,model,pp,tg,n,e2e_median_ms,e2e_p25_ms,e2e_p75_ms,prefill_ms,decode_ms_per_token,decode_tok_s,"
              "weights_gb,avg_kv_gb,roofline_tok_s,pct_roofline,peak_mem_gb\n");
@@ -152,9 +141,11 @@ int qwen3_bench_run(const qwen3_bench_opts *o, klab_err *err) {
       if (rc) break;
       bench_row *row = &rows[nrows++];
       row->pp = pp, row->tg = tg, row->n = o->reps;
-      row->e2e_med = pct(e2e, o->reps, 0.5), row->e2e_p25 = pct(e2e, o->reps, 0.25), row->e2e_p75 = pct(e2e, o->reps, 0.75);
-      row->ttft_med = pct(ttft, o->reps, 0.5);
-      row->decode_ms_tok = pct(dec, o->reps, 0.5);
+      row->e2e_med = klab_percentile(e2e, o->reps, 0.5);
+      row->e2e_p25 = klab_percentile(e2e, o->reps, 0.25);
+      row->e2e_p75 = klab_percentile(e2e, o->reps, 0.75);
+      row->ttft_med = klab_percentile(ttft, o->reps, 0.5);
+      row->decode_ms_tok = klab_percentile(dec, o->reps, 0.5);
       row->tok_s = 1e3 / row->decode_ms_tok;
       row->weights_gb = mem.decode_read_bytes / 1e9;
       row->kv_gb = mem.kv_bytes_per_token * ((double)pp + (double)tg / 2.0) / 1e9;

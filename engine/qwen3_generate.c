@@ -48,15 +48,22 @@ int qwen3_stop_ids(const qwen3_config *cfg, const qwen3_tokenizer *tk, int32_t *
   return 0;
 }
 
-static double now_ms(void) {
+double qwen3_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int is_stop(const qwen3_gen_opts *o, int32_t id) {
+int qwen3_take_token(const qwen3_gen_opts *o, int32_t id, qwen3_token_fn on_token, void *user, qwen3_ids *out,
+                     qwen3_gen_stats *stats, klab_err *err) {
   for (int i = 0; i < o->n_stop; i++)
-    if (o->stop_ids[i] == id) return 1;
+    if (o->stop_ids[i] == id) {
+      stats->stopped = 1;
+      return 1;
+    }
+  stats->generated_tokens++;
+  if (out && qwen3_ids_push(out, id, err)) return -1;
+  if (on_token && on_token(user, id, err)) return -1;
   return 0;
 }
 
@@ -70,19 +77,17 @@ int qwen3_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, con
   float *logits = malloc((size_t)V * sizeof *logits);
   if (!logits) return klab_fail(err, "out of memory");
   r->reset(r);
-  double t0 = now_ms();
+  double t0 = qwen3_now_ms();
   int rc = qwen3_forward(r, prompt, n_prompt, 0, logits, err);
-  stats->prefill_ms = now_ms() - t0;
-  double t1 = now_ms();
+  stats->prefill_ms = qwen3_now_ms() - t0;
+  double t1 = qwen3_now_ms();
   for (int64_t step = 0; !rc && step < o->max_new_tokens; step++) {
     int32_t id = (int32_t)ref_sample(logits, V, &o->sample, klab_rand_uniform(o->seed, (uint64_t)step), NULL);
-    if (is_stop(o, id)) {
-      stats->stopped = 1;
+    rc = qwen3_take_token(o, id, on_token, user, out, stats, err);
+    if (rc > 0) { /* a stop id */
+      rc = 0;
       break;
     }
-    stats->generated_tokens++;
-    if (out && qwen3_ids_push(out, id, err)) rc = -1;
-    if (!rc && on_token) rc = on_token(user, id, err);
     if (!rc && step + 1 < o->max_new_tokens) {
       if (r->pos >= r->max_ctx) { /* no room for the next token: end early, reported in stats */
         stats->context_full = 1;
@@ -91,7 +96,7 @@ int qwen3_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, con
       rc = qwen3_forward(r, &id, 1, 0, logits, err);
     }
   }
-  stats->decode_ms = now_ms() - t1;
+  stats->decode_ms = qwen3_now_ms() - t1;
   free(logits);
   return rc;
 }

@@ -34,6 +34,14 @@ typedef struct qwen3_gen_stats {
 /* Called for each generated token (never for the stop token); non-zero return aborts with an error. */
 typedef int (*qwen3_token_fn)(void *user, int32_t id, klab_err *err);
 
+/* Monotonic clock in ms (the generation stats' clock). */
+double qwen3_now_ms(void);
+
+/* One generated token, for every generation loop: a stop id sets stats->stopped and returns 1; otherwise it
+ * is counted, appended to out (optional) and handed to on_token (optional): 0, or -1 on error. */
+int qwen3_take_token(const qwen3_gen_opts *o, int32_t id, qwen3_token_fn on_token, void *user, qwen3_ids *out,
+                     qwen3_gen_stats *stats, klab_err *err);
+
 /* Runs the prompt from an empty cache and decodes up to max_new_tokens. out (optional) receives the
  * generated ids. */
 int qwen3_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, const qwen3_gen_opts *o,

@@ -212,10 +212,12 @@ static int choose(gpu_runner *g, const char *op, int ndims, const char *const *n
     v = NULL;
   }
   if (!v) {
-    if (g->winners && !strstr(g->missing_note, op)) { /* without a winners file the note said it once */
+    char key[64];
+    snprintf(key, sizeof key, " %s ", op); /* whole names: "gemv" is inside "addnorm_gemv" */
+    if (g->winners && !strstr(g->missing_note, key)) { /* without a winners file the note said it once */
       fprintf(stderr, "qwen3: no winner for op %s in the variants file: using its optimized variant\n", op);
       size_t n = strlen(g->missing_note);
-      snprintf(g->missing_note + n, sizeof g->missing_note - n, "%s ", op);
+      snprintf(g->missing_note + n, sizeof g->missing_note - n, "%s", n ? key + 1 : key);
     }
     v = "optimized";
   } else if (g->o.verbose) {
@@ -510,18 +512,6 @@ static int gpu_forward(qwen3_runner *r, const int32_t *ids, int64_t T, int all_l
   return check_bad_ids(g, err);
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int is_stop(const qwen3_gen_opts *o, int32_t id) {
-  for (int i = 0; i < o->n_stop; i++)
-    if (o->stop_ids[i] == id) return 1;
-  return 0;
-}
-
 /* Token i's copy to pinned memory and its event. */
 static int token_copy(gpu_runner *g, int64_t i, klab_err *err) {
   int slot = (int)(i % TOKEN_RING);
@@ -538,19 +528,6 @@ static int token_wait(gpu_runner *g, int64_t i, int32_t *id, klab_err *err) {
   return 0;
 }
 
-/* Handle generated token i: 1 = stop, 0 = go on, -1 = error. */
-static int take_token(const qwen3_gen_opts *o, int32_t id, qwen3_token_fn on_token, void *user, qwen3_ids *out,
-                      qwen3_gen_stats *st, klab_err *err) {
-  if (is_stop(o, id)) {
-    st->stopped = 1;
-    return 1;
-  }
-  st->generated_tokens++;
-  if (out && qwen3_ids_push(out, id, err)) return -1;
-  if (on_token && on_token(user, id, err)) return -1;
-  return 0;
-}
-
 /* Prefill, first token by device sampling, then graph-replayed decode steps. The host reads token i-1
  * while step i runs, so the GPU never waits for the host between steps. */
 static int gpu_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt, const qwen3_gen_opts *o,
@@ -562,7 +539,7 @@ static int gpu_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt
   if (n_prompt < 1) return klab_fail(err, "empty prompt: nothing to condition on");
   if (o->max_new_tokens < 1) return 0;
   r->pos = 0;
-  double t0 = now_ms();
+  double t0 = qwen3_now_ms();
   int64_t n_last = 0;
   if (prefill(g, prompt, n_prompt, NULL, &n_last, err)) return -1;
   if (linear(g, &g->d_lm, "lm_head", g->h + (n_last - 1) * c->hidden, g->lm_head, g->logits, 1, c->vocab, c->hidden, err))
@@ -579,9 +556,9 @@ static int gpu_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt
   if (!g->o.no_graph && ensure_graph(g, &o->sample, o->seed, err)) return -1;
   int32_t id = 0;
   if (token_wait(g, 0, &id, err) || check_bad_ids(g, err)) return -1;
-  st->prefill_ms = now_ms() - t0;
-  double t1 = now_ms();
-  int rc = take_token(o, id, on_token, user, out, st, err);
+  st->prefill_ms = qwen3_now_ms() - t0;
+  double t1 = qwen3_now_ms();
+  int rc = qwen3_take_token(o, id, on_token, user, out, st, err);
   int64_t pending = -1, pos = n_prompt;
   for (int64_t s = 1; rc == 0 && s < o->max_new_tokens; s++) {
     if (pos >= g->max_ctx) {
@@ -598,16 +575,16 @@ static int gpu_generate(qwen3_runner *r, const int32_t *prompt, int64_t n_prompt
         rc = -1;
         break;
       }
-      rc = take_token(o, id, on_token, user, out, st, err);
+      rc = qwen3_take_token(o, id, on_token, user, out, st, err);
     }
     pending = s;
   }
   if (rc == 0 && pending >= 0) {
     if (token_wait(g, pending, &id, err)) rc = -1;
-    else rc = take_token(o, id, on_token, user, out, st, err);
+    else rc = qwen3_take_token(o, id, on_token, user, out, st, err);
   }
   cudaError_t e = cudaStreamSynchronize(g->stream);
-  st->decode_ms = now_ms() - t1;
+  st->decode_ms = qwen3_now_ms() - t1;
   r->pos = pos;
   note_peak(g);
   if (rc < 0) return -1;

@@ -493,6 +493,21 @@ static int cmd_generate(int argc, char **argv) {
   return rc ? fail(&err) : 0;
 }
 
+/* "1,2,3": at most max integers in [lo, hi] into out, count in *n. 0 ok, -1 malformed / out of range / too many. */
+static int parse_list(const char *v, long long lo, long long hi, int64_t *out, int64_t max, int64_t *n) {
+  *n = 0;
+  const char *p = v;
+  while (*p) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(p, &end, 10);
+    if (end == p || errno || x < lo || x > hi || *n >= max || (*end && *end != ',')) return -1;
+    out[(*n)++] = x;
+    p = *end ? end + 1 : end;
+  }
+  return *n ? 0 : -1;
+}
+
 /* ---- logits (parity scripts) -------------------------------------------------------------------- */
 
 static int cmd_logits(int argc, char **argv) {
@@ -516,20 +531,16 @@ static int cmd_logits(int argc, char **argv) {
     else variants = v;
   }
   if (!model || !ids_text || !out) return usage_error("logits", "%s", "--model, --ids and --out are required");
-  int64_t n = 1;
+  int64_t n = 1, T = 0;
   for (const char *p = ids_text; *p; p++) n += *p == ',';
+  int64_t *ids64 = malloc((size_t)n * sizeof *ids64);
   int32_t *ids = malloc((size_t)n * sizeof *ids);
-  int64_t T = 0;
-  for (const char *p = ids_text; ids && *p;) {
-    char *end;
-    long long x = strtoll(p, &end, 10);
-    if (end == p || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
-      free(ids);
-      return usage_error("logits", "--ids '%s' is not a comma-separated list of token ids", ids_text);
-    }
-    ids[T++] = (int32_t)x;
-    p = *end ? end + 1 : end;
+  if (ids64 && ids && parse_list(ids_text, 0, INT32_MAX, ids64, n, &T)) {
+    free(ids64), free(ids);
+    return usage_error("logits", "--ids '%s' is not a comma-separated list of token ids", ids_text);
   }
+  for (int64_t i = 0; ids64 && ids && i < T; i++) ids[i] = (int32_t)ids64[i];
+  free(ids64);
   klab_err err = {{0}};
   qwen3_model m;
   if (!ids || T < 1 || qwen3_model_load(model, &m, &err)) {
@@ -580,19 +591,6 @@ static void bench_help(void) {
          "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels\n");
 }
 
-static int parse_list(const char *v, int64_t *out, int max, int *n) {
-  *n = 0;
-  const char *p = v;
-  while (*p) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(p, &end, 10);
-    if (end == p || errno || x < 1 || x > (1 << 24) || *n >= max || (*end && *end != ',')) return -1;
-    out[(*n)++] = x;
-    p = *end ? end + 1 : end;
-  }
-  return *n ? 0 : -1;
-}
 
 static int cmd_bench(int argc, char **argv) {
   qwen3_bench_opts o;
@@ -622,9 +620,13 @@ static int cmd_bench(int argc, char **argv) {
     else if (!strcmp(a, "--out")) o.out_dir = v;
     else if (!strcmp(a, "--variants")) o.gpu.variants_path = v;
     else if (!strcmp(a, "--pp")) {
-      if (parse_list(v, o.pp, QWEN3_BENCH_MAX_CELLS, &o.npp)) return usage_error("bench", "--pp '%s' is not a list of positive integers", v);
+      int64_t k;
+      if (parse_list(v, 1, 1 << 24, o.pp, QWEN3_BENCH_MAX_CELLS, &k)) return usage_error("bench", "--pp '%s' is not a list of positive integers", v);
+      o.npp = (int)k;
     } else if (!strcmp(a, "--tg")) {
-      if (parse_list(v, o.tg, QWEN3_BENCH_MAX_CELLS, &o.ntg)) return usage_error("bench", "--tg '%s' is not a list of positive integers", v);
+      int64_t k;
+      if (parse_list(v, 1, 1 << 24, o.tg, QWEN3_BENCH_MAX_CELLS, &k)) return usage_error("bench", "--tg '%s' is not a list of positive integers", v);
+      o.ntg = (int)k;
     } else if (!strcmp(a, "--seed")) {
       if (parse_u64(v, &o.seed)) return usage_error("bench", "--seed '%s' is not a non-negative integer", v);
     } else {

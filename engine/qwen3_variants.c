@@ -4,35 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "engine/qwen3_config_parse.h"
 
 struct qwen3_variants {
   cJSON *root;
   const cJSON *ops; /* archs.<arch>.ops, or NULL */
 };
 
-static char *slurp(const char *path, klab_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return klab_fail(err, "variants file %s: cannot open", path), NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    fclose(f);
-    free(buf);
-    return klab_fail(err, "variants file %s: read failed", path), NULL;
-  }
-  fclose(f);
-  buf[n] = 0;
-  return buf;
-}
-
 int qwen3_variants_load(const char *path, const char *arch, qwen3_variants **out, char *note, size_t note_len,
                         klab_err *err) {
   *out = NULL;
   if (note_len) note[0] = 0;
-  char *text = slurp(path, err);
-  if (!text) return -1;
+  char *text = NULL;
+  size_t len = 0;
+  if (qwen3_read_file(path, (size_t)64 << 20, &text, &len, err)) return -1;
   cJSON *root = cJSON_Parse(text);
   free(text);
   if (!root) return klab_fail(err, "variants file %s: malformed JSON", path);

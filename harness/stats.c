@@ -16,6 +16,12 @@ static double percentile_sorted(const double *v, int n, double p) {
   return v[lo] + frac * (v[lo + 1] - v[lo]);
 }
 
+double klab_percentile(double *v, int n, double p) {
+  if (n <= 0) return NAN;
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return percentile_sorted(v, n, p);
+}
+
 void klab_stats_compute(double *v, int n, klab_stats *s) {
   s->n = n;
   if (n <= 0) {

@@ -22,6 +22,8 @@ typedef struct {
   double median, p10, p90, mean, stdev;
   int n;
 } klab_stats;
+/* Percentile p in [0,1] of v[0..n) (sorted in place), by linear interpolation; NaN when n <= 0. */
+double klab_percentile(double *v, int n, double p);
 /* Statistics of v[0..n) (sorted in place). Percentiles by linear interpolation. */
 void klab_stats_compute(double *v, int n, klab_stats *s);
 /* Relative standard error of the mean: stdev / sqrt(n) / mean (the stopping criterion's noise). */

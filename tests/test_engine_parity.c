@@ -80,15 +80,6 @@ static double rel_l2_cols(const float *row, const golden *g, const float *ref) {
   return sqrt(num / den);
 }
 
-static double rel_l2_full(const float *row, const float *ref, int n) {
-  double num = 0, den = 0;
-  for (int c = 0; c < n; c++) {
-    double d = (double)row[c] - ref[c];
-    num += d * d;
-    den += (double)ref[c] * ref[c];
-  }
-  return sqrt(num / den);
-}
 
 /* All-position logits of the engine: prefill of the prompt, then one decode step per continuation id. */
 static int engine_logits(const qwen3_model *m, const golden *g, float *logits) {
@@ -138,7 +129,7 @@ static void check_golden(const char *file) {
         CHECK_MSG(am == g.ids[t + 1], "%s: greedy token %d differs", file, t + 1 - g.n_prompt);
     }
     for (int k = 0; k < g.n_full; k++) {
-      double e = rel_l2_full(logits + (size_t)g.full_pos[k] * g.vocab, g.lfull + (size_t)k * g.vocab, g.vocab);
+      double e = klab_test_rel_l2(logits + (size_t)g.full_pos[k] * g.vocab, g.lfull + (size_t)k * g.vocab, g.vocab);
       printf("%s: full row %d: rel-L2 %.3g over %d logits\n", file, g.full_pos[k], e, g.vocab);
       CHECK_MSG(e <= REL_L2_BOUND, "%s: full row %d rel-L2 %.3g", file, g.full_pos[k], e);
     }

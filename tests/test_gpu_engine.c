@@ -26,15 +26,6 @@ static const char *NAME = "test_gpu_engine";
 
 static const char *name_of(const qwen3_model *m) { return m->cfg.layers == 2 && m->cfg.hidden == 1024 ? "0.6b (2 layers)" : "tiny128"; }
 
-static double rel_l2(const float *a, const float *b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double d = (double)a[i] - b[i];
-    num += d * d;
-    den += (double)b[i] * b[i];
-  }
-  return sqrt(num / (den > 0 ? den : 1));
-}
 
 static double stdev(const float *x, int64_t n) {
   double s = 0, s2 = 0;
@@ -83,7 +74,7 @@ static void test_logits(const qwen3_model *m, qwen3_runner *cpu, qwen3_runner *g
   CHECK_MSG(qwen3_forward(gpu, ids, T, 1, lg, &err) == 0, "%s", err.msg);
   double worst = 0;
   for (int64_t t = 0; t < T; t++) {
-    double e = rel_l2(lg + t * V, lc + t * V, V);
+    double e = klab_test_rel_l2(lg + t * V, lc + t * V, V);
     worst = e > worst ? e : worst;
   }
   CHECK_MSG(worst <= REL_L2_BUDGET, "%s prefill T=%lld: logits rel-L2 %.3g > %.3g", name_of(m), (long long)T, worst, REL_L2_BUDGET);
@@ -92,7 +83,7 @@ static void test_logits(const qwen3_model *m, qwen3_runner *cpu, qwen3_runner *g
   for (int i = 0; i < 4; i++) {
     CHECK_MSG(qwen3_forward(cpu, ids + T + i, 1, 0, lc, &err) == 0, "%s", err.msg);
     CHECK_MSG(qwen3_forward(gpu, ids + T + i, 1, 0, lg, &err) == 0, "%s", err.msg);
-    double e = rel_l2(lg, lc, V);
+    double e = klab_test_rel_l2(lg, lc, V);
     worst = e > worst ? e : worst;
   }
   CHECK_MSG(worst <= REL_L2_BUDGET, "%s single-token forwards: logits rel-L2 %.3g", name_of(m), worst);

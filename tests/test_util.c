@@ -13,3 +13,13 @@ void klab_test_skip(const char *name, const char *why) {
   fflush(stdout);
   exit(77);
 }
+
+double klab_test_rel_l2(const float *x, const float *ref, long long n) {
+  double num = 0, den = 0;
+  for (long long i = 0; i < n; i++) {
+    double d = (double)x[i] - ref[i];
+    num += d * d;
+    den += (double)ref[i] * ref[i];
+  }
+  return sqrt(num / (den > 0 ? den : 1));
+}

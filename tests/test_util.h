@@ -40,6 +40,8 @@ extern int klab_test_checks;
     }                                                                                             \
   } while (0)
 
+/* ||x - ref|| / ||ref|| over n floats, in double (||ref|| = 0 counts as 1). */
+double klab_test_rel_l2(const float *x, const float *ref, long long n);
 /* Print the summary line and return the exit code for main. */
 int klab_test_finish(const char *name);
 /* Print why and exit 77 (SKIP). */
