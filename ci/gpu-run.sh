@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build, run every test (GPU ones included), measure peaks, bench the ops,
 # and run compute-sanitizer over the GPU gate. Logs and CSVs go to $OUT (or ./gpu-out).
-# Usage: ci/gpu-run.sh [STEPS]   STEPS: comma list of build,test,peaks,bench,sanitize,engine,extra (default: the first five)
+# Usage: ci/gpu-run.sh [STEPS]   STEPS: comma list of build,test,gputest,peaks,bench,sanitize,engine,pdl,extra
+#        (default: build,test,peaks,bench,sanitize; gputest: the GPU tests only; pdl: the engine's decode with and
+#        without programmatic dependent launch, A/B in one run, on PDL_MODELS, default 4b)
 # engine: MODELS (default 4b), PP/TG/REPS for qwen3 bench, PARITY / PEERS: the models to run HF bf16 parity / HF engine rows for;
 #         the real tokenizer is read from TOKDIR (default .tok: a copy of ../shared/qwen_tokenizer, carried).
 # Needs cJSON/PCRE2/utf8proc: unpack them with shared/scripts/offline-prefix.sh .deps where apt is absent.
@@ -24,6 +26,30 @@ if has test; then
   log ctest
   (cd build-gpu && ctest --output-on-failure -j4 > "$out/ctest.log" 2>&1) || status=1
   grep -E "tests passed|Failed|\*\*\*|SKIP" "$out/ctest.log" | tail -15
+fi
+if has gputest; then
+  log "ctest -L gpu"
+  (cd build-gpu && ctest -L gpu --output-on-failure > "$out/ctest-gpu.log" 2>&1) || status=1
+  grep -E "tests passed|Failed|\*\*\*|SKIP|Passed" "$out/ctest-gpu.log" | tail -15
+fi
+if has pdl; then
+  log "pdl A/B"
+  # The same cells with and without programmatic dependent launch, interleaved twice in one run (drift shows as
+  # disagreement between the two rounds): $out/pdl/pdl_ab-MODEL.csv, engine.csv rows with mode and round.
+  mkdir -p "$out/pdl"
+  for model in ${PDL_MODELS:-4b}; do
+    dir=/tmp/qwen3-$model
+    [ -f $dir/config.json ] || ./build-gpu/qwen3 init --preset $model --seed 1 --out $dir --tokenizer ${TOKDIR:-.tok} > "$out/init-$model.log" 2>&1 || { echo "init $model failed"; status=1; continue; }
+    ab="$out/pdl/pdl_ab-$model.csv"; rm -f "$ab"
+    for round in 1 2; do for mode in pdl no-pdl; do
+      flag=""; [ $mode = no-pdl ] && flag=--no-pdl
+      timeout 200 ./build-gpu/qwen3 bench --model $dir --pp ${PDL_PP:-128} --tg ${PDL_TG:-128,512} --reps 3 --warmup 1 $flag \
+        --out "$out/ab-tmp" > "$out/ab-$model-$mode-$round.txt" 2>&1 || status=1
+      [ -f "$ab" ] || sed -n '1s/^/mode,round,/p' "$out/ab-tmp/engine.csv" > "$ab"
+      sed -n "2,\$s/^/$mode,$round,/p" "$out/ab-tmp/engine.csv" >> "$ab"; rm -rf "$out/ab-tmp"
+    done; done
+    cut -d, -f1-6,13 "$ab"
+  done
 fi
 if has peaks; then
   log peaks
@@ -111,6 +137,6 @@ if has extra; then
   bash ci/gpu-extra.sh "$out" || status=1
 fi
 # At most 8 files come back: pack the logs, keep the CSVs and peaks beside them.
-(cd "$out" && tar czf logs.tgz *.log *.txt csv 2>/dev/null && rm -rf *.log *.txt csv)
+(cd "$out" && packed=$(ls -d *.log *.txt *.csv csv 2>/dev/null || true) && [ -n "$packed" ] && tar czf logs.tgz $packed && rm -rf $packed)
 log done status=$status
 exit $status

@@ -213,6 +213,12 @@ int qwen3_bench_run(const qwen3_bench_opts *o, klab_err *err) {
         cJSON_AddNumberToObject(jm, "peak_device_bytes", (double)mem.device_peak_used_bytes);
       }
       cJSON_AddStringToObject(env, "variants", o->gpu.variants_path ? o->gpu.variants_path : QWEN3_DEFAULT_VARIANTS);
+      cJSON *jd = cJSON_AddObjectToObject(env, "decode");
+      if (jd) {
+        cJSON_AddBoolToObject(jd, "cuda_graph", !o->gpu.no_graph);
+        cJSON_AddBoolToObject(jd, "fused", !o->gpu.no_fuse);
+        cJSON_AddBoolToObject(jd, "programmatic_dependent_launch", !o->gpu.no_graph && !o->gpu.no_pdl);
+      }
       char msg[256];
       snprintf(p, sizeof p, "%s/env.json", o->out_dir);
       if (klab_json_write_file(env, p, msg, sizeof msg)) rc = klab_fail(err, "%s", msg);

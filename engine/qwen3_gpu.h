@@ -14,6 +14,7 @@ typedef struct {
   int verbose;               /* print every variant choice */
   int no_graph;              /* decode by plain launches instead of graph replays (debugging) */
   int no_fuse;               /* decode with the separate add_rmsnorm / gemv / silu_mul kernels */
+  int no_pdl;                /* capture the decode graph without programmatic dependent launch */
 } qwen3_gpu_opts;
 
 /* The committed winners the engine uses when no --variants is given. */

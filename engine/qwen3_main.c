@@ -314,6 +314,7 @@ static void generate_help(void) {
          "  --verbose            print each op's variant choice\n"
          "  --no-graph           decode with plain launches instead of CUDA-graph replays\n"
          "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels (no addnorm_gemv)\n"
+         "  --no-pdl             capture the decode graph without programmatic dependent launch\n"
          "  --profile            after generating, profile decode steps op by op at the reached context (CUPTI)\n"
          "  --cpu                CPU reference forward pass instead of the GPU\n");
 }
@@ -321,7 +322,7 @@ static void generate_help(void) {
 typedef struct {
   const char *model, *prompt, *system, *tokenizer;
   int64_t max_new, max_ctx;
-  int think, raw, cpu, verbose, no_graph, no_fuse, profile;
+  int think, raw, cpu, verbose, no_graph, no_fuse, no_pdl, profile;
   const char *variants;
   qwen3_gen_opts g;
 } gen_args;
@@ -343,6 +344,7 @@ static int parse_generate(int argc, char **argv, gen_args *a) {
     if (!strcmp(o, "--verbose")) { a->verbose = 1; continue; }
     if (!strcmp(o, "--no-graph")) { a->no_graph = 1; continue; }
     if (!strcmp(o, "--no-fuse")) { a->no_fuse = 1; continue; }
+    if (!strcmp(o, "--no-pdl")) { a->no_pdl = 1; continue; }
     if (!strcmp(o, "--profile")) { a->profile = 1; continue; }
     static const char *with_value[] = {"--model", "--prompt", "--system", "--tokenizer", "--max-new-tokens",
                                        "--max-context", "--max-seq-len", "--temperature", "--top-k", "--top-p",
@@ -379,8 +381,8 @@ static int parse_generate(int argc, char **argv, gen_args *a) {
   if (!a->prompt) return usage_error("generate", "%s", "--prompt TEXT is required");
   if (a->raw && (a->system || a->think))
     return usage_error("generate", "%s", "--raw-prompt skips the chat template: --system/--think do not apply");
-  if (a->cpu && (a->variants || a->no_graph || a->no_fuse || a->profile))
-    return usage_error("generate", "%s", "--variants/--no-graph/--profile apply to the GPU path, not --cpu");
+  if (a->cpu && (a->variants || a->no_graph || a->no_fuse || a->no_pdl || a->profile))
+    return usage_error("generate", "%s", "--variants/--no-graph/--no-fuse/--no-pdl/--profile apply to the GPU path, not --cpu");
   return 0;
 }
 
@@ -417,6 +419,7 @@ static int run_generate(const gen_args *a, qwen3_model *m, qwen3_tokenizer *tk, 
     go.verbose = a->verbose;
     go.no_graph = a->no_graph;
     go.no_fuse = a->no_fuse;
+    go.no_pdl = a->no_pdl;
     rc = qwen3_gpu_runner_create(m, &go, &r, err);
   }
   if (!rc && prompt.n > r->max_ctx)
@@ -588,7 +591,8 @@ static void bench_help(void) {
          "  --variants FILE      winners.json (default: results/qwen3-engine/winners.json)\n"
          "  --verbose            print each op's variant choice\n"
          "  --no-graph           decode with plain launches instead of CUDA-graph replays\n"
-         "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels\n");
+         "  --no-fuse            decode with separate add_rmsnorm / gemv / silu_mul kernels\n"
+         "  --no-pdl             capture the decode graph without programmatic dependent launch\n");
 }
 
 
@@ -610,6 +614,7 @@ static int cmd_bench(int argc, char **argv) {
     if (!strcmp(a, "--verbose")) { o.gpu.verbose = 1; continue; }
     if (!strcmp(a, "--no-graph")) { o.gpu.no_graph = 1; continue; }
     if (!strcmp(a, "--no-fuse")) { o.gpu.no_fuse = 1; continue; }
+    if (!strcmp(a, "--no-pdl")) { o.gpu.no_pdl = 1; continue; }
     static const char *with_value[] = {"--model", "--pp", "--tg", "--reps", "--warmup", "--seed", "--out",
                                        "--max-seq-len", "--prefill-chunk", "--variants"};
     int known = 0;

@@ -1,7 +1,8 @@
 /* attn_decode beyond the gate's shapes (where cache_stride = ctx): a cache larger than ctx whose positions
  * past ctx hold NaN (they must not reach the result), ctx read on the device below cache_stride, a
  * captured CUDA graph replayed while the device ctx changes (the engine's decode), device ctx 0 and past
- * the cache, and the launchers' refusals. Every variant is compared with the float64 reference under the
+ * the cache, the launchers' refusals, and the engine's _nomemset entry (zeroed workspace kept zero, launched
+ * back to back in a graph with programmatic dependent launch). Every variant is compared with the float64 reference under the
  * gate's tolerance. Skips (exit 77) where there is no GPU. */
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "harness/gen.h"
 #include "harness/run.h"
 #include "kernels/attn_decode/attn_decode.h"
+#include "kernels/common/pdl.h"
 #include "reference/attention.h"
 #include "test_util.h"
 
@@ -241,6 +243,68 @@ static void test_device_ctx_edges(void) {
   fixture_free(&f);
 }
 
+/* attn_decode_optimized_nomemset: the workspace is zeroed once, then every launch (host and device ctx, and
+ * three back-to-back launches in one graph captured with programmatic dependent launch) must leave the
+ * arrival counters zero for the next; a counter left behind would make the next launch merge too early. */
+static void test_nomemset(void) {
+  fixture f;
+  fixture_init(&f, 32, 8, 128, 4600, 515);
+  CK(cudaMemset(f.dws, 0, f.ws_bytes));
+  CK(cudaDeviceSynchronize());
+  const int64_t ctxs[] = {4600, 3, 1500, 4096, 64, 2049};
+  int launches = 0;
+  for (size_t c = 0; c < sizeof ctxs / sizeof ctxs[0]; c++) {
+    prepare(&f, ctxs[c]);
+    int32_t ctx32 = (int32_t)ctxs[c];
+    CK(cudaMemcpy(f.dctx, &ctx32, sizeof ctx32, cudaMemcpyHostToDevice));
+    for (int mode = 0; mode < 3; mode++) { /* host ctx, device ctx, graph of three launches with PDL */
+      char label[160];
+      snprintf(label, sizeof label, "optimized_nomemset ctx=%lld (%s)", (long long)ctxs[c],
+               mode == 0 ? "host ctx" : mode == 1 ? "device ctx" : "graph, 3 launches, PDL");
+      poison_out(&f);
+      klab_err err = {{0}};
+      int rc;
+      if (mode < 2) {
+        rc = attn_decode_optimized_nomemset(f.dq, f.dk, f.dv, f.dout, mode ? f.dctx : NULL, ctxs[c], f.HQ, f.HKV, f.D,
+                                            f.stride, f.dws, f.ws_bytes, f.stream, &err);
+        launches++;
+      } else {
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        CK(cudaStreamBeginCapture(f.stream, cudaStreamCaptureModeThreadLocal));
+        const int was = klab_pdl_set(1);
+        rc = 0;
+        for (int i = 0; i < 3 && !rc; i++)
+          rc = attn_decode_optimized_nomemset(f.dq, f.dk, f.dv, f.dout, f.dctx, 1, f.HQ, f.HKV, f.D, f.stride, f.dws,
+                                              f.ws_bytes, f.stream, &err);
+        klab_pdl_set(was);
+        CK(cudaStreamEndCapture(f.stream, &graph));
+        if (!rc) {
+          CK(cudaGraphInstantiate(&exec, graph, 0));
+          CK(cudaGraphLaunch(exec, f.stream));
+          CK(cudaGraphLaunch(exec, f.stream));
+          CK(cudaStreamSynchronize(f.stream));
+          cudaGraphExecDestroy(exec);
+          launches += 6;
+        }
+        cudaGraphDestroy(graph);
+      }
+      CHECK_MSG(rc == 0, "%s: %s", label, err.msg);
+      if (rc) continue;
+      CK(cudaStreamSynchronize(f.stream));
+      check_out(&f, label);
+    }
+  }
+  /* The counters sit at the start of the workspace, one unsigned per KV-head tile (at most HQ tiles). */
+  unsigned counters[32];
+  CK(cudaMemcpy(counters, f.dws, sizeof counters, cudaMemcpyDeviceToHost));
+  int nonzero = 0;
+  for (int i = 0; i < 32; i++) nonzero += counters[i] != 0;
+  CHECK_MSG(nonzero == 0, "optimized_nomemset left %d arrival counters non-zero after %d launches", nonzero, launches);
+  printf("  optimized_nomemset: %d launches over %zu contexts, counters zero after\n", launches, sizeof ctxs / sizeof ctxs[0]);
+  fixture_free(&f);
+}
+
 /* Bad arguments are refused with a message before anything runs. */
 static void test_refusals(void) {
   fixture f;
@@ -297,5 +361,6 @@ int main(void) {
   test_partial_cache();
   test_device_ctx_edges();
   test_graph_replay();
+  test_nomemset();
   return klab_test_finish("test_gpu_attn_decode");
 }

@@ -13,6 +13,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include "kernels/addnorm_gemv/addnorm_gemv.h"
+#include "kernels/common/launch.cuh"
 
 #define OPT_THREADS 256
 #define OPT_WARPS (OPT_THREADS / 32)
@@ -195,6 +196,7 @@ addnorm_gemv_kernel(const uint4 *__restrict__ r, const uint4 *__restrict__ delta
   const int my_items = gw < n_out ? (n_out - 1 - gw) / tw + 1 : 0;
   uint4 buf_a[R][V], buf_b[R][V];
   if (my_items > 0) load_stage<R, V>(buf_a, W, gw, up_offset, K8, 0, lane);  // in flight during the prologue
+  klab_pdl_enter();  // W is read-only: its first stage may load before the kernel before us has finished
   norm_prologue(r, delta, norm_w, r_out, h_smem, ss_part, M, K8, K, eps);
   float acc[R][MT];
 #pragma unroll
@@ -245,10 +247,9 @@ static int launch_kernel(const launch_args *a, cudaStream_t stream, klab_err *er
   // attribute, legal during stream capture); 40 KiB leaves a margin for that static part.
   if (smem > 40 * 1024)
     KLAB_CUDA(err, cudaFuncSetAttribute(addnorm_gemv_kernel<MT, V, SILU>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), a->name);
-  addnorm_gemv_kernel<MT, V, SILU><<<even_grid(a->n_out, a->sms), OPT_THREADS, smem, stream>>>(
-      (const uint4 *)a->r, (const uint4 *)a->delta, (const uint4 *)a->norm_w, (const uint4 *)a->W, (uint4 *)a->r_out,
-      (__nv_bfloat16 *)a->y, a->M, a->n_out, a->up_offset, a->K8, a->K, a->eps);
-  KLAB_CHECK_LAUNCH(err, a->name);
+  KLAB_LAUNCH(err, a->name, even_grid(a->n_out, a->sms), OPT_THREADS, smem, stream, addnorm_gemv_kernel<MT, V, SILU>,
+              (const uint4 *)a->r, (const uint4 *)a->delta, (const uint4 *)a->norm_w, (const uint4 *)a->W, (uint4 *)a->r_out,
+              (__nv_bfloat16 *)a->y, a->M, a->n_out, a->up_offset, a->K8, a->K, a->eps);
   return 0;
 }
 

@@ -37,6 +37,15 @@ int attn_decode_optimized(const uint16_t *q, const uint16_t *k_cache, const uint
                           const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D, int64_t cache_stride,
                           void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
+/* attn_decode_optimized without the memset of the arrival counters before each launch, for a caller that
+ * zeroes the whole workspace once after allocating it: every launch leaves the counters zero again. In a
+ * CUDA graph the memset is a node of its own that also breaks a chain of programmatic dependent launches
+ * (kernels/common/pdl.h); the engine's decode uses this entry. */
+int attn_decode_optimized_nomemset(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
+                                   const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
+                                   int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   klab_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,7 +13,9 @@
 // - The counters are cleared by a cudaMemsetAsync of 4 * tiles bytes before each launch that can need them
 //   (grid.x > 1): the workspace may be uninitialised (the gate and tests/test_gpu_attn_decode.c hand garbage,
 //   graph replays included), and no in-kernel scheme can tell a valid counter from garbage. CUPTI kernel
-//   time does not include it; the CUDA-event column and a graph's memset node do.
+//   time does not include it; the CUDA-event column and a graph's memset node do. The last block of a tile
+//   also sets its counter back to zero, so attn_decode_optimized_nomemset (the engine's entry) skips the
+//   memset after its caller zeroed the workspace once.
 // Host ctx: the grid has exactly `active` slots (no idle blocks). Device ctx (CUDA-graph decode): the grid
 // is sized for cache_stride and blocks past ctx exit at once.
 //
@@ -24,6 +26,7 @@
 #include "kernels/attn_decode/attn_decode.h"
 #include "kernels/attn_decode/split.cuh"
 #include "kernels/attn_decode/variants.h"
+#include "kernels/common/launch.cuh"
 
 template <int D, int GT, int WARPS>
 struct split_smem {
@@ -41,6 +44,7 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
                          float4 *__restrict__ part_acc, unsigned *__restrict__ counters) {
   constexpr int THREADS = WARPS * 32, D4 = D / 4, D8 = D / 8;
   __shared__ split_smem<D, GT, WARPS> sm;
+  klab_pdl_enter();  // q, the cache rows of this step and the device ctx come from the kernels before us
 
   const int nslots = (int)gridDim.x, slot = (int)blockIdx.x, tile = (int)blockIdx.y;
   const int kv_head = tile / head_tiles, head_tile = tile % head_tiles;
@@ -89,7 +93,12 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
   // ---- arrival: the last block of this tile merges every chunk ----
   __threadfence();  // this thread's partial stores are visible device-wide before the block is counted
   __syncthreads();
-  if (threadIdx.x == 0) sm.is_last = atomicAdd(&counters[tile], 1u) == (unsigned)(active - 1);
+  if (threadIdx.x == 0) {
+    sm.is_last = atomicAdd(&counters[tile], 1u) == (unsigned)(active - 1);
+    // Every block of the tile has arrived: leave the counter zero for the next launch (the _nomemset entry
+    // relies on it; after the launcher's memset it is merely tidy).
+    if (sm.is_last) counters[tile] = 0u;
+  }
   __syncthreads();
   if (!sm.is_last) return;
   __threadfence();  // acquire side: the other blocks' partials are read after their arrivals were seen
@@ -196,11 +205,10 @@ static int launch_split(const uint16_t *q, const uint16_t *k_cache, const uint16
                         cudaStream_t stream, klab_err *err, const char *what) {
   const float scale_log2 = (float)(ATTN_LOG2E / sqrt((double)D));
   const dim3 grid((unsigned)nslots, (unsigned)L->tiles);
-  attn_decode_split_kernel<D, GT, WARPS, PREFETCH><<<grid, WARPS * 32, 0, stream>>>(
-      (const uint4 *)q, (const uint4 *)k_cache, (const uint4 *)v_cache, (__nv_bfloat16 *)out, ctx_dev, ctx,
-      (int)L->group, (int)L->head_tiles, cache_stride, scale_log2, (float2 *)(ws + L->ml_offset),
-      (float4 *)(ws + L->acc_offset), (unsigned *)ws);
-  KLAB_CHECK_LAUNCH(err, what);
+  KLAB_LAUNCH(err, what, grid, WARPS * 32, 0, stream, attn_decode_split_kernel<D, GT, WARPS, PREFETCH>, (const uint4 *)q,
+              (const uint4 *)k_cache, (const uint4 *)v_cache, (__nv_bfloat16 *)out, ctx_dev, ctx, (int)L->group,
+              (int)L->head_tiles, cache_stride, scale_log2, (float2 *)(ws + L->ml_offset), (float4 *)(ws + L->acc_offset),
+              (unsigned *)ws);
   return 0;
 }
 
@@ -224,9 +232,10 @@ static int launch_d(int64_t D, const uint16_t *q, const uint16_t *k_cache, const
   return launch_gt<128, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
 }
 
-static int run_config(const split_config *cfg, const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                      uint16_t *out, const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
-                      int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+static int run_config(const split_config *cfg, int clear_counters, const uint16_t *q, const uint16_t *k_cache,
+                      const uint16_t *v_cache, uint16_t *out, const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV,
+                      int64_t D, int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
+                      klab_err *err) {
   if (attn_decode_check_args(cfg->name, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, err)) return -1;
   if (D != 64 && D != 128)
     return klab_fail(err, "attn_decode %s: D=%lld unsupported (64 or 128; naive takes any D <= %d)", cfg->name, (long long)D,
@@ -264,7 +273,7 @@ static int run_config(const split_config *cfg, const uint16_t *q, const uint16_t
 
   char *ws = (char *)workspace;
   // Only a launch of more than one slot can count arrivals (a single slot writes out directly).
-  if (nslots > 1)
+  if (nslots > 1 && clear_counters)
     KLAB_CUDA(err, cudaMemsetAsync(ws, 0, (size_t)L.tiles * sizeof(unsigned), stream), "attn_decode optimized: clear counters");
   const int host_ctx = ctx_dev ? 0 : (int)ctx;
   const char *what = ctx_dev ? "attn_decode split kernel (device ctx)" : "attn_decode split kernel";
@@ -279,20 +288,27 @@ extern "C" int attn_decode_optimized(const uint16_t *q, const uint16_t *k_cache,
                                      const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                      int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                      klab_err *err) {
-  return run_config(&CFG_OPTIMIZED, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_OPTIMIZED, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
 extern "C" int attn_decode_opt_nopf(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                     const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                     int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                     klab_err *err) {
-  return run_config(&CFG_NOPF, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_NOPF, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
 extern "C" int attn_decode_opt_w4(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                   const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                   int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                   klab_err *err) {
-  return run_config(&CFG_W4, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_W4, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+                    workspace_bytes, stream, err);
+}
+extern "C" int attn_decode_optimized_nomemset(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
+                                              const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
+                                              int64_t cache_stride, void *workspace, size_t workspace_bytes,
+                                              cudaStream_t stream, klab_err *err) {
+  return run_config(&CFG_OPTIMIZED, 0, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }

@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include "kernels/gemv/gemv.h"
+#include "kernels/common/launch.cuh"
 
 // ================================ v3 kernels (the previous optimized) ================================
 static __device__ __forceinline__ float dot8(const uint4 &a, const uint4 &b) {
@@ -41,6 +42,7 @@ gemv_m1_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W, __nv_bf
   const int per_slice = (K8 + WPR - 1) / WPR;
   const int k_begin = slice * per_slice, k_end = min(K8, k_begin + per_slice);
   float acc = 0.f;
+  bool entered = false;  // klab_pdl_enter once, after this thread's first W loads are issued (W is read-only)
   if (n < N) {
     const uint4 *wr = W + (int64_t)n * K8;
     for (int k0 = k_begin + lane; k0 < k_end; k0 += 32 * UNROLL) {
@@ -48,11 +50,13 @@ gemv_m1_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W, __nv_bf
 #pragma unroll
       for (int u = 0; u < UNROLL; u++)
         if (k0 + u * 32 < k_end) wv[u] = __ldcs(wr + k0 + u * 32);
+      if (!entered) klab_pdl_enter(), entered = true;
 #pragma unroll
       for (int u = 0; u < UNROLL; u++)
         if (k0 + u * 32 < k_end) acc += dot8(__ldg(x + k0 + u * 32), wv[u]);
     }
   }
+  if (!entered) klab_pdl_enter();
 #pragma unroll
   for (int o = 16; o > 0; o /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (WPR == 1) {
@@ -279,6 +283,7 @@ gemv_cc_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W, __nv_bf
   const int my_rows = gw < N ? (N - 1 - gw) / tw + 1 : 0;
   uint4 buf_a[V], buf_b[V];
   if (my_rows > 0) cc_load<V>(buf_a, W + (int64_t)gw * K8, K8, 0, lane);
+  klab_pdl_enter();  // the first stage of (read-only) W is in flight before we wait for x
   if (XS) {
     for (int i = threadIdx.x; i < MT * K8; i += blockDim.x) x_smem[i] = __ldg(x + i);
     __syncthreads();  // every thread reaches it: no thread has left yet
@@ -429,6 +434,7 @@ gemv_mma_stream_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W,
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[t][h][i] = 0.f;
   if (my_tiles > 0) mma_load<P, PF>(a0, b0, W, N, K8, blockIdx.x, 0, warp, g, q);
+  klab_pdl_enter();  // the first stage of (read-only) W is in flight before we wait for x
   if (XS) {
     for (int j = threadIdx.x; j < M * K8; j += blockDim.x) x_smem[(j / K8) * (K8 + 1) + j % K8] = __ldg(x + j);
     __syncthreads();  // every thread reaches it: no thread has left yet
@@ -443,8 +449,8 @@ gemv_mma_stream_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W,
 template <int WPR>
 static int launch_m1(const uint16_t *x, const uint16_t *W, uint16_t *y, int N, int K8, cudaStream_t stream, klab_err *err) {
   constexpr int ROWS = 8 / WPR;
-  gemv_m1_kernel<WPR, 8><<<(unsigned)((N + ROWS - 1) / ROWS), 256, 0, stream>>>((const uint4 *)x, (const uint4 *)W, (__nv_bfloat16 *)y, N, K8);
-  KLAB_CHECK_LAUNCH(err, "gemv v3 (M=1)");
+  KLAB_LAUNCH(err, "gemv v3 (M=1)", (unsigned)((N + ROWS - 1) / ROWS), 256, 0, stream, gemv_m1_kernel<WPR, 8>, (const uint4 *)x,
+              (const uint4 *)W, (__nv_bfloat16 *)y, N, K8);
   return 0;
 }
 
@@ -533,8 +539,7 @@ template <int MT, int V, bool XS, int BPS>
 static int launch_cc_mv(const char *name, const uint16_t *x, const uint16_t *W, uint16_t *y, int N, int K8, int sms, cudaStream_t stream, klab_err *err) {
   const unsigned grid = even_grid(N, sms, BPS, 8);
   const size_t smem = XS ? (size_t)MT * K8 * 16 : 0;
-  gemv_cc_kernel<MT, V, XS, BPS><<<grid, 256, smem, stream>>>((const uint4 *)x, (const uint4 *)W, (__nv_bfloat16 *)y, N, K8);
-  KLAB_CHECK_LAUNCH(err, name);
+  KLAB_LAUNCH(err, name, grid, 256, smem, stream, gemv_cc_kernel<MT, V, XS, BPS>, (const uint4 *)x, (const uint4 *)W, (__nv_bfloat16 *)y, N, K8);
   return 0;
 }
 
@@ -578,8 +583,8 @@ template <int T, int P, bool PF, bool XS>
 static int launch_mma_tp(const char *name, const uint16_t *x, const uint16_t *W, uint16_t *y, int M, int N, int K8, int sms, cudaStream_t stream, klab_err *err) {
   const unsigned grid = even_grid((N + 15) / 16, sms, 2, 1);
   const size_t smem = XS ? (size_t)M * (K8 + 1) * 16 : 0;
-  gemv_mma_stream_kernel<T, P, PF, XS, 2><<<grid, 256, smem, stream>>>((const uint4 *)x, (const uint4 *)W, (__nv_bfloat16 *)y, M, N, K8);
-  KLAB_CHECK_LAUNCH(err, name);
+  KLAB_LAUNCH(err, name, grid, 256, smem, stream, gemv_mma_stream_kernel<T, P, PF, XS, 2>, (const uint4 *)x, (const uint4 *)W,
+              (__nv_bfloat16 *)y, M, N, K8);
   return 0;
 }
 

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "kernels/qk_norm_rope/qk_norm_rope.h"
+#include "kernels/common/launch.cuh"
 
 #define MAX_HALF 256 /* D <= 512: the angle table of one token fits in 2 KB of shared memory */
 
@@ -181,6 +182,7 @@ __global__ void __launch_bounds__(WARPS * 32, vec8_min_blocks(SLOTS, WARPS)) qk_
   __shared__ __align__(16) float cos_table[MAX_HALF];
   __shared__ __align__(16) float sin_table[MAX_HALF];
   __shared__ uint4 weights[2][2 * MAX_HALF / 8]; /* [0]: q_norm_w, [1]: k_norm_w, D/8 vectors each */
+  klab_pdl_enter();  // q|k|v and the position come from the kernels before us
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int lph = 1 << p.lph_log2;       /* lanes per head = D/16 = 16-byte vectors per half */
   const int group = lane >> p.lph_log2;  /* the head of this lane within the warp's slot */
@@ -259,6 +261,7 @@ qk_norm_rope_pipe_kernel(opt_params p, int64_t T) {
   __shared__ __align__(16) float cos_table[MAX_HALF];
   __shared__ __align__(16) float sin_table[MAX_HALF];
   __shared__ uint4 weights[2][2 * MAX_HALF / 8];
+  klab_pdl_enter();  // q|k|v and the position come from the kernels before us
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int lph = 1 << p.lph_log2;
   const int group = lane >> p.lph_log2, sub = lane & (lph - 1);
@@ -342,6 +345,7 @@ static __device__ __forceinline__ void store_bits(uint16_t *dst, uint32_t bits) 
 template <int VEC, int CHUNKS>
 __global__ void __launch_bounds__(PAIRS_WARPS * 32) qk_norm_rope_pairs_kernel(opt_params p) {
   __shared__ float cos_table[MAX_HALF], sin_table[MAX_HALF];
+  klab_pdl_enter();  // q|k|v and the position come from the kernels before us
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t t = blockIdx.x;
   const int64_t n_rope = p.HQ + p.HKV, n_items = n_rope + p.HKV;
@@ -442,10 +446,9 @@ template <int VEC, int CHUNKS>
 static int launch_pairs(const char *name, const opt_params *p, int64_t T, cudaStream_t stream, klab_err *err) {
   const int64_t n_items = p->HQ + 2 * p->HKV;
   const dim3 grid((unsigned)T, (unsigned)((n_items + PAIRS_ITEMS_PER_BLOCK - 1) / PAIRS_ITEMS_PER_BLOCK));
-  qk_norm_rope_pairs_kernel<VEC, CHUNKS><<<grid, PAIRS_WARPS * 32, 0, stream>>>(*p);
   char ctx[192];
   launch_context(ctx, sizeof ctx, name, VEC == 2 ? "bf16 pairs" : "single bf16", p, T);
-  KLAB_CHECK_LAUNCH(err, ctx);
+  KLAB_LAUNCH(err, ctx, grid, PAIRS_WARPS * 32, 0, stream, qk_norm_rope_pairs_kernel<VEC, CHUNKS>, *p);
   return 0;
 }
 
@@ -471,10 +474,9 @@ static int run_pairs(const char *name, const opt_params *p, int64_t T, cudaStrea
 template <int SLOTS, int WARPS>
 static int launch_vec8(const char *name, const opt_params *p, int64_t T, int64_t grid_y, cudaStream_t stream, klab_err *err) {
   const dim3 grid((unsigned)T, (unsigned)grid_y);
-  qk_norm_rope_vec8_kernel<SLOTS, WARPS><<<grid, WARPS * 32, 0, stream>>>(*p);
   char ctx[192];
   launch_context(ctx, sizeof ctx, name, "vec8", p, T);
-  KLAB_CHECK_LAUNCH(err, ctx);
+  KLAB_LAUNCH(err, ctx, grid, WARPS * 32, 0, stream, qk_norm_rope_vec8_kernel<SLOTS, WARPS>, *p);
   return 0;
 }
 
@@ -510,8 +512,7 @@ static int launch_pipe_slots(const char *name, const opt_params *p, int64_t T, s
   const int64_t resident = (int64_t)sms * per_sm;
   const int64_t rounds = (T + resident - 1) / resident;
   const int64_t grid = (T + rounds - 1) / rounds; /* <= min(T, resident) */
-  qk_norm_rope_pipe_kernel<SLOTS><<<(unsigned)grid, PIPE_WARPS * 32, smem, stream>>>(*p, T);
-  KLAB_CHECK_LAUNCH(err, ctx);
+  KLAB_LAUNCH(err, ctx, (unsigned)grid, PIPE_WARPS * 32, smem, stream, qk_norm_rope_pipe_kernel<SLOTS>, *p, T);
   return 0;
 }
 
