@@ -4,7 +4,8 @@
 # Usage: ci/gpu-run.sh [STEPS]   STEPS: comma list of build,test,gputest,peaks,bench,sanitize,engine,pdl,extra
 #        (default: build,test,peaks,bench,sanitize; gputest: the GPU tests only; pdl: the engine's decode with and
 #        without programmatic dependent launch, A/B in one run, on PDL_MODELS, default 4b)
-# engine: MODELS (default 4b), PP/TG/REPS for qwen3 bench, PARITY / PEERS: the models to run HF bf16 parity / HF engine rows for;
+# engine: MODELS (default 4b), MODEL_ROOT (where random checkpoints go, default /tmp; /dev/shm for 32b, whose
+#         65 GB do not fit the disk), PP/TG/REPS for qwen3 bench, PARITY / PEERS: the models to run HF bf16 parity / HF engine rows for;
 #         the real tokenizer is read from TOKDIR (default .tok: a copy of ../shared/qwen_tokenizer, carried).
 # Needs cJSON/PCRE2/utf8proc: unpack them with shared/scripts/offline-prefix.sh .deps where apt is absent.
 set -uo pipefail
@@ -38,7 +39,7 @@ if has pdl; then
   # disagreement between the two rounds): $out/pdl/pdl_ab-MODEL.csv, engine.csv rows with mode and round.
   mkdir -p "$out/pdl"
   for model in ${PDL_MODELS:-4b}; do
-    dir=/tmp/qwen3-$model
+    dir=${MODEL_ROOT:-/tmp}/qwen3-$model
     [ -f $dir/config.json ] || ./build-gpu/qwen3 init --preset $model --seed 1 --out $dir --tokenizer ${TOKDIR:-.tok} > "$out/init-$model.log" 2>&1 || { echo "init $model failed"; status=1; continue; }
     ab="$out/pdl/pdl_ab-$model.csv"; rm -f "$ab"
     for round in 1 2; do for mode in pdl no-pdl; do
@@ -109,7 +110,7 @@ if has engine; then
   log engine
   # Qwen3-4B (and 8B with MODELS) random checkpoints, the engine bundle, the op profile, HF parity, a demo.
   for model in ${MODELS:-4b}; do
-    dir=/tmp/qwen3-$model
+    dir=${MODEL_ROOT:-/tmp}/qwen3-$model
     [ -f $dir/config.json ] || ./build-gpu/qwen3 init --preset $model --seed 1 --out $dir --tokenizer ${TOKDIR:-.tok} > "$out/init-$model.log" 2>&1 || { echo "init $model failed"; status=1; continue; }
     ./build-gpu/qwen3 generate --model $dir --prompt "Write a haiku about GPUs." --max-new-tokens 64 --verbose --profile ${VARIANTS:+--variants $VARIANTS} \
       > "$out/profile-$model.txt" 2> "$out/generate-$model.log" || status=1

@@ -390,11 +390,23 @@ typedef struct {
   const qwen3_tokenizer *tk;
   qwen3_tok_stream st;
   qwen3_buf out;
+  int64_t no_text; /* generated ids past the tokenizer's ids (the embedding's padding rows) */
 } streamer;
 
 static int stream_token(void *user, int32_t id, klab_err *err) {
   streamer *s = user;
   s->out.n = 0;
+  if (id >= qwen3_tok_vocab_size(s->tk)) {
+    /* The model's vocabulary (151936) is padded past the tokenizer's ids (151669): a trained model never
+     * picks those rows, a random one can. They have no text: shown as a marker and counted, not fatal. */
+    char mark[32];
+    int n = snprintf(mark, sizeof mark, "<no text: id %d>", (int)id);
+    s->no_text++;
+    if (qwen3_tok_stream_flush(&s->st, &s->out, err)) return -1; /* a held partial character goes first */
+    if ((s->out.n && fwrite(s->out.p, 1, s->out.n, stdout) != s->out.n) || fwrite(mark, 1, (size_t)n, stdout) != (size_t)n)
+      return klab_fail(err, "write to stdout failed");
+    return 0;
+  }
   if (qwen3_tok_stream_feed(s->tk, &s->st, id, &s->out, err)) return -1;
   if (s->out.n && fwrite(s->out.p, 1, s->out.n, stdout) != s->out.n) return klab_fail(err, "write to stdout failed");
   fflush(stdout);
@@ -429,7 +441,7 @@ static int run_generate(const gen_args *a, qwen3_model *m, qwen3_tokenizer *tk, 
   g.max_new_tokens = a->max_new;
   qwen3_stop_ids(&m->cfg, tk, stop, QWEN3_MAX_EOS + 2, &g.n_stop);
   g.stop_ids = stop;
-  streamer s = {tk, {{0}, 0}, {0}};
+  streamer s = {tk, {{0}, 0}, {0}, 0};
   qwen3_gen_stats st;
   if (!rc) rc = qwen3_generate(r, prompt.p, prompt.n, &g, stream_token, &s, NULL, &st, err);
   if (!rc) {
@@ -446,6 +458,10 @@ static int run_generate(const gen_args *a, qwen3_model *m, qwen3_tokenizer *tk, 
             (long long)st.prompt_tokens, (long long)st.generated_tokens,
             st.stopped ? " (stop token)" : st.context_full ? " (context full)" : "",
             st.prefill_ms, tps, r->name);
+    if (s.no_text)
+      fprintf(stderr, "qwen3: %lld generated ids lie past the tokenizer's %lld ids (padding rows of the embedding; "
+                      "a random checkpoint picks them): shown as <no text: id N>\n",
+              (long long)s.no_text, (long long)qwen3_tok_vocab_size(tk));
   }
   if (!rc && a->profile) {
     klab_peaks pk = {0};
