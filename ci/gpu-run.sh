@@ -126,7 +126,7 @@ if has engine; then
       tail -12 "$out/parity-$model.log"
     fi
     if [[ " ${PEERS:-} " == *" $model "* ]]; then
-      PYTHONUNBUFFERED=1 timeout 420 python3 sweeps/peers/hf_engine_bench.py --model $dir --pp ${PEER_PP:-128,512} --tg ${PEER_TG:-128} \
+      PYTHONUNBUFFERED=1 timeout ${PEER_TIMEOUT:-420} python3 sweeps/peers/hf_engine_bench.py --model $dir --pp ${PEER_PP:-128,512} --tg ${PEER_TG:-128} \
         --csv results/engine-qwen3-$model/engine.csv > "$out/peers-$model.log" 2>&1 || status=1
       tail -5 "$out/peers-$model.log"
     fi
