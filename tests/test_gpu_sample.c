@@ -3,7 +3,7 @@
  * the host step and the device step; the device step inside a replayed CUDA graph; a chi-square check that
  * the drawn frequencies follow the returned distribution (fixed seeds: deterministic, cannot flake); V = 1;
  * heavy ties (bf16 values, all-equal rows bigger than a shared-memory bucket); NaN and -inf rows; a garbage
- * workspace; rejected arguments. Every answer is checked against ref_sample on the values as stored.
+ * workspace; rejected arguments; the optimized variant's top-k fast path (test_topk_fast_path). Every answer is checked against ref_sample on the values as stored.
  * Skips (exit 77) where there is no GPU. */
 #include <math.h>
 #include <stdint.h>
@@ -78,13 +78,15 @@ static int64_t run_one(int v, klab_dtype dt, int64_t V, const ref_sample_params 
   return tok;
 }
 
-/* Both variants against the reference: the token exactly, probs within the gate's tolerance for sample. */
-static void check_case(const char *what, klab_dtype dt, int64_t V, ref_sample_params p, uint64_t seed, int64_t step, int device_step) {
+/* Variants first_variant.. against the reference: the token exactly, probs within the gate's tolerance for
+ * sample. */
+static void check_variants(int first_variant, const char *what, klab_dtype dt, int64_t V, ref_sample_params p, uint64_t seed, int64_t step,
+                           int device_step) {
   CHECK(upload(dt, V));
   const double u = klab_rand_uniform(seed, (uint64_t)step);
   const int64_t want = ref_sample(h_stored, V, &p, u, h_ref_probs);
   const klab_tolerance tol = klab_tolerance_for("sample", KLAB_DT_F32);
-  for (int v = 0; v < NVARIANTS; v++) {
+  for (int v = first_variant; v < NVARIANTS; v++) {
     const int64_t got = run_one(v, dt, V, &p, seed, step, device_step, 1);
     klab_cmp c;
     const int ok = got >= 0 && klab_compare(h_probs, KLAB_DT_F32, h_ref_probs, V, tol, &c);
@@ -94,6 +96,11 @@ static void check_case(const char *what, klab_dtype dt, int64_t V, ref_sample_pa
               variants[v].name, (long long)V, dt_name(dt), p.temperature, p.top_k, p.top_p, p.min_p, (long long)step,
               device_step ? " (device step)" : "", (long long)got, (long long)want, why);
   }
+}
+
+/* Both variants against the reference. */
+static void check_case(const char *what, klab_dtype dt, int64_t V, ref_sample_params p, uint64_t seed, int64_t step, int device_step) {
+  check_variants(0, what, dt, V, p, seed, step, device_step);
 }
 
 static float normal_value(uint64_t seed, int64_t i) {
@@ -269,6 +276,109 @@ static void test_edges(void) {
   for (int pi = 0; pi < NPARAMS; pi++) check_case("garbage workspace", KLAB_DT_F32, V, PARAMS[pi], 7, pi, 0);
 }
 
+/* The optimized variant's top-k fast path (temperature > 0, 0 < top_k <= 1024, top_k < V): only the top k
+ * candidates are selected, sorted and weighed, with the reference's own sums. Every k that switches an
+ * internal path (1; rank-counting sort up to 128; bitonic above, padded to a power of two; the maximum
+ * 1024), top-p / min-p on and off, both dtypes, V not a multiple of 8 and V right above and at k (the latter
+ * takes the general path), candidate sets far larger than k (ties: shared-memory staging and the global-memory
+ * path beyond 8192 candidates), -inf inside the top k, greedy rows without probs, many steps. */
+static const ref_sample_params TOPK_PARAMS[] = {
+    {0.7f, 20, 0.8f, 0.0f},   {0.6f, 20, 0.95f, 0.0f}, {0.7f, 20, 1.0f, 0.0f},   {1.0f, 1, 1.0f, 0.0f},    {1.0f, 2, 0.5f, 0.0f},
+    {1.0f, 2, 1.0f, 0.3f},    {0.8f, 50, 0.9f, 0.05f}, {1.0f, 50, 1.0f, 0.02f},  {1.2f, 128, 0.97f, 0.0f}, {1.0f, 129, 0.99f, 0.0f},
+    {1.5f, 300, 1.0f, 0.001f}, {2.0f, 1024, 0.99f, 0.0f}, {3.0f, 1024, 1.0f, 0.0f}, {1.0f, 1000, 0.5f, 0.01f},
+};
+enum { NTOPK_PARAMS = sizeof TOPK_PARAMS / sizeof TOPK_PARAMS[0] };
+
+/* A flat row: std-1 normal logits, so the top 20 weigh alike and the draw moves among them. */
+static void fill_flat(int64_t V, uint64_t seed) {
+  for (int64_t i = 0; i < V; i++) h_vals[i] = normal_value(seed, i);
+}
+
+static void test_topk_fast_path(void) {
+  /* LM-like and flat rows; V = 5003 and 1025 are not multiples of 8, 1025 is k + 1 for k = 1024. */
+  static const int64_t Vs[] = {MAX_V, 5003, 1025};
+  for (size_t vi = 0; vi < sizeof Vs / sizeof Vs[0]; vi++)
+    for (int d = 0; d < 2; d++) {
+      const klab_dtype dt = d ? KLAB_DT_BF16 : KLAB_DT_F32;
+      for (int shape = 0; shape < 2; shape++) {
+        if (shape) fill_flat(Vs[vi], 300 + vi);
+        else fill_lm_like(Vs[vi], 400 + vi);
+        for (int pi = 0; pi < NTOPK_PARAMS; pi++)
+          check_case(shape ? "top-k flat" : "top-k lm-like", dt, Vs[vi], TOPK_PARAMS[pi], 50 + (uint64_t)pi, 11 * pi + 3 * (int64_t)vi + d, pi % 2);
+      }
+    }
+  /* Tiny and boundary V: k = V - 1 (fast path), k = V (general path). */
+  static const struct {
+    int64_t V;
+    int32_t k;
+  } small[] = {{2, 1}, {7, 2}, {7, 6}, {7, 7}, {21, 20}, {20, 20}, {1000, 999}, {1000, 1000}, {1024, 1024}, {1023, 1022}};
+  for (size_t si = 0; si < sizeof small / sizeof small[0]; si++) {
+    fill_flat(small[si].V, 500 + si);
+    const ref_sample_params p[] = {{0.7f, small[si].k, 0.8f, 0.0f}, {1.0f, small[si].k, 1.0f, 0.0f}, {1.0f, small[si].k, 0.9f, 0.1f}};
+    for (size_t pi = 0; pi < sizeof p / sizeof p[0]; pi++)
+      check_case("top-k small V", pi % 2 ? KLAB_DT_BF16 : KLAB_DT_F32, small[si].V, p[pi], 60 + si, 5 * (int64_t)si + (int64_t)pi, (int)(si % 2));
+  }
+  /* Copies of the maximum: the bucket of the k-th largest holds 5000 (staged in shared memory) or 20000 (read
+   * from global memory) candidates, ordered by index. */
+  static const int64_t copies[] = {5000, 20000};
+  for (size_t ci = 0; ci < sizeof copies / sizeof copies[0]; ci++)
+    for (int d = 0; d < 2; d++) {
+      fill_lm_like(MAX_V, 600 + ci);
+      for (int64_t c = 0; c < copies[ci]; c++) h_vals[klab_rand_u64(601 + ci, (uint64_t)c) % (uint64_t)MAX_V] = 20.0f;
+      static const int ks[] = {1, 20, 129, 1024};
+      for (int ki = 0; ki < 4; ki++) {
+        const ref_sample_params p[] = {{0.7f, ks[ki], 0.8f, 0.0f}, {1.0f, ks[ki], 1.0f, 0.1f}};
+        for (int pi = 0; pi < 2; pi++)
+          check_case("top-k copies of the max", d ? KLAB_DT_BF16 : KLAB_DT_F32, MAX_V, p[pi], 70 + (uint64_t)ki, 3 * ki + pi, pi);
+      }
+    }
+  /* Every logit equal: C = V, the global-memory path, every radix pass down to the index bits. The fast path
+   * replays the reference's sums, so even thresholds that fall exactly on a token (top-p 0.5 at k = 20, where
+   * the reference's left-to-right sum of p = 1/20 decides) match it: the optimized variant is checked there,
+   * the naive one (exact sums of the weights) only off such boundaries (docs/ops/sample.md, "exactness"). */
+  for (int64_t i = 0; i < MAX_V; i++) h_vals[i] = -1.25f;
+  const ref_sample_params eq[] = {{0.7f, 20, 0.8f, 0.0f}, {1.0f, 1, 1.0f, 0.0f}, {1.0f, 1024, 0.9f, 0.0f}, {1.0f, 300, 1.0f, 0.5f}};
+  for (size_t pi = 0; pi < sizeof eq / sizeof eq[0]; pi++) check_case("top-k all-equal", KLAB_DT_F32, MAX_V, eq[pi], 80, 7 + (int64_t)pi, (int)pi % 2);
+  const ref_sample_params eq_exact[] = {{1.0f, 20, 0.5f, 0.0f}, {1.0f, 1024, 0.25f, 0.0f}, {1.0f, 100, 0.1f, 0.0f}};
+  for (size_t pi = 0; pi < sizeof eq_exact / sizeof eq_exact[0]; pi++)
+    for (int64_t step = 0; step < 4; step++) check_variants(1, "top-k all-equal, exact top-p boundary", KLAB_DT_BF16, MAX_V, eq_exact[pi], 81, step, (int)step % 2);
+  /* -inf inside the top k (weight 0): 10 finite logits, the rest -inf; and one -inf run above a few finite. */
+  const int64_t Vm = 5003;
+  for (int64_t i = 0; i < Vm; i++) h_vals[i] = i % 499 == 17 ? normal_value(90, i) : -INFINITY;
+  const ref_sample_params minf[] = {{0.7f, 20, 0.8f, 0.0f}, {1.0f, 20, 1.0f, 0.0f}, {1.0f, 50, 1.0f, 0.05f}, {1.0f, 1024, 0.999f, 0.0f},
+                                    {1.0f, 11, 1.0f, 0.0f},  {1.0f, 10, 1.0f, 0.0f}, {1.0f, 2, 1.0f, 0.0f}};
+  for (size_t pi = 0; pi < sizeof minf / sizeof minf[0]; pi++)
+    for (int64_t step = 0; step < 3; step++) check_case("top-k -inf inside", pi % 2 ? KLAB_DT_BF16 : KLAB_DT_F32, Vm, minf[pi], 91, 13 * step + (int64_t)pi, (int)step % 2);
+  /* Greedy rows on the fast path without probs: the finisher itself writes the argmax. */
+  fill_lm_like(Vm, 92);
+  h_vals[4321] = NAN;
+  h_vals[4500] = NAN;
+  CHECK(upload(KLAB_DT_F32, Vm));
+  const ref_sample_params qp = {0.7f, 20, 0.8f, 0.0f};
+  CHECK_MSG(run_one(1, KLAB_DT_F32, Vm, &qp, 93, 5, 1, 0) == 4321, "top-k NaN without probs: want the first NaN 4321");
+  for (int64_t i = 0; i < Vm; i++) h_vals[i] = -INFINITY;
+  CHECK(upload(KLAB_DT_BF16, Vm));
+  CHECK_MSG(run_one(1, KLAB_DT_BF16, Vm, &qp, 93, 6, 0, 0) == 0, "top-k all -inf without probs: want token 0");
+  /* Many steps, token only (the fast path without the probs kernel), device and host step alternating. */
+  fill_flat(MAX_V, 94);
+  CHECK(upload(KLAB_DT_BF16, MAX_V));
+  const ref_sample_params sp[] = {{0.7f, 20, 0.8f, 0.0f}, {0.6f, 20, 0.95f, 0.0f}, {1.0f, 50, 0.9f, 0.05f}, {0.8f, 1024, 1.0f, 0.0f}, {1.0f, 2, 1.0f, 0.0f}};
+  for (size_t pi = 0; pi < sizeof sp / sizeof sp[0]; pi++) {
+    int mismatches = 0, distinct = 0;
+    int64_t last = -1;
+    for (int64_t step = 0; step < 100; step++) {
+      const int64_t want = ref_sample(h_stored, MAX_V, &sp[pi], klab_rand_uniform(4321, (uint64_t)step), NULL);
+      const int64_t got = run_one(1, KLAB_DT_BF16, MAX_V, &sp[pi], 4321, step, (int)(step % 2), 0);
+      distinct += want != last;
+      last = want;
+      if (got != want && mismatches++ < 5)
+        fprintf(stderr, "  top-k step %lld params %zu: token %lld want %lld\n", (long long)step, pi, (long long)got, (long long)want);
+    }
+    CHECK_MSG(mismatches == 0, "top-k params %zu: %d of 100 steps drew another token than ref_sample", pi, mismatches);
+    CHECK_MSG(distinct > 10, "top-k params %zu: the draws barely moved (%d changes), the row does not test the draw", pi, distinct);
+  }
+}
+
 static void test_rejections(void) {
   const ref_sample_params p = {0.7f, 20, 0.8f, 0.0f}, hot = {INFINITY, 0, 1.0f, 0.0f};
   for (int v = 0; v < NVARIANTS; v++) {
@@ -306,6 +416,7 @@ int main(void) {
   test_bf16_and_f32();
   test_ties();
   test_many_steps();
+  test_topk_fast_path();
   test_graph_replay();
   test_frequencies();
   cudaFree(d_logits), cudaFree(d_probs), cudaFree(d_tokens), cudaFree(d_step), cudaFree(d_ws);

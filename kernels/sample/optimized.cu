@@ -16,7 +16,10 @@
 //                        A bucket of up to SEG_CAP candidates is staged in shared memory; larger ones (many
 //                        equal logits) are read from the global slice, same code.
 //  5 probs    (grid)     writes the renormalised distribution (or the greedy one-hot and token).
-// Greedy by temperature launches only kernels 1 and 5. docs/ops/sample.md has the design and its costs.
+// Greedy by temperature launches only kernels 1 and 5. With temperature > 0, 0 < top_k <= FAST_MAX_K, top_k < V
+// (Qwen3's preset) a top-k fast path replaces kernels 2-4: 1, count, gather, a one-block exact top-k sort
+// and the reference's arithmetic on k values, then 5 only when probs are asked for (see "top-k fast path"
+// below). docs/ops/sample.md has the design and its costs.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +51,10 @@ typedef struct {
   double *part_weight;      // [V]
   uint64_t *key_last;       // the kept set is {key >= *key_last} (finisher -> probs kernel)
   double *w_kept;           // its total weight
+  // Top-k fast path (kernels 2f-4f below); the candidates go to part_key[0, *fast_count).
+  uint64_t *fast_thresh;    // smallest composite of the bucket holding the k-th largest (count -> gather, finish)
+  uint32_t *fast_above;     // candidates in the buckets above that one (count -> finish)
+  uint32_t *fast_count;     // gather's append cursor, reset by the count kernel; then the candidate count C
   int stats_blocks;
 } opt_layout;
 
@@ -74,6 +81,9 @@ static size_t opt_layout_make(int64_t V, char *base, opt_layout *L) {
   OPT_CARVE(part_weight, double, V);
   OPT_CARVE(key_last, uint64_t, 1);
   OPT_CARVE(w_kept, double, 1);
+  OPT_CARVE(fast_thresh, uint64_t, 1);
+  OPT_CARVE(fast_above, uint32_t, 1);
+  OPT_CARVE(fast_count, uint32_t, 1);
 #undef OPT_CARVE
   if (L) L->stats_blocks = stats_blocks;
   return off;
@@ -85,6 +95,19 @@ static __device__ sample_stats opt_stats(const opt_layout &L, float temperature,
   uint64_t best = 0;
   for (int b = threadIdx.x; b < L.stats_blocks; b += blockDim.x) best = L.partials[b] > best ? L.partials[b] : best;
   return sample_decode_stats(sample_block_max_u64(best, red), temperature);
+}
+
+// Called by every thread of every block after the block's global atomics: true in the last block to arrive
+// (one ticket per launch), which then sees every other block's atomics (a fence before taking the ticket,
+// one after). `flag` is a __shared__ int of the caller.
+static __device__ bool sample_arrive_last(uint32_t *ticket, int *flag) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) *flag = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  __syncthreads();
+  const bool last = *flag != 0;
+  if (last) __threadfence();
+  return last;
 }
 
 // ---- 1: stats ----
@@ -140,13 +163,7 @@ sample_opt_hist_kernel(const void *logits, int is_bf16, int64_t V, float tempera
       atomicAdd(&L.hist_count[x], local_count[x]);
       atomicAdd(&L.hist_weight[x], local_weight[x]);
     }
-  // Last block: every other block's atomics are visible once its ticket is taken after a fence.
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) is_last = atomicAdd(L.ticket, 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
+  if (!sample_arrive_last(L.ticket, &is_last)) return;
 
   // Exclusive prefix sums in rank order; thread t owns ranks [t * PER, (t + 1) * PER).
   const int PER = NBUCKETS / OPT_THREADS;
@@ -627,6 +644,283 @@ sample_opt_probs_kernel(const void *logits, int is_bf16, int64_t V, float temper
   }
 }
 
+// ---- top-k fast path: 2f count, 3f gather, 4f finish (kernel 1 before, kernel 5 after when probs_out) ----
+// With 0 < top_k <= FAST_MAX_K, top_k < V, the reference only ever looks at the first k candidates of its order:
+// softmax over them, top-p and min-p cut a prefix of them, the draw lands inside the kept prefix. So instead
+// of the weight histogram and the partition of all V logits: count the 4096 buckets (integers only), gather
+// every logit of the bucket holding the k-th largest and of the buckets above it (C >= k candidates, usually
+// a few dozen), then one block selects the exact top k, sorts them and replays the reference's arithmetic
+// on them in its own order and expressions (sequential float64 sums in one thread: bit for bit the
+// reference's sums, not a reordering of them).
+#define FAST_MAX_K 1024   // top_k up to this takes the fast path (one sorted element per finisher thread)
+#define FAST_CAP 8192     // candidates staged in shared memory; more (many equal logits) are read from global
+#define FAST_RANK_MAX 128 // sort by counting ranks up to this k (k threads, k broadcast reads each); bitonic above
+#define FAST_SMEM_BYTES (FAST_CAP * sizeof(uint64_t) + FAST_MAX_K * (2 * sizeof(uint64_t) + sizeof(double)))
+
+// ---- 2f: count per bucket; the last block finds the bucket of the k-th largest ----
+// No stats dependency: the counts do not need the weights, and in greedy cases (NaN, all -inf) the work is
+// merely unused (the finisher writes the argmax). hist_count and ticket were cleared by the stats kernel.
+__global__ void __launch_bounds__(OPT_THREADS) sample_opt_count_kernel(const void *logits, int is_bf16, int64_t V, uint32_t k, opt_layout L) {
+  __shared__ uint32_t local_count[NBUCKETS];
+  __shared__ uint32_t scan_count[32];
+  __shared__ int is_last;
+  for (int x = threadIdx.x; x < NBUCKETS; x += blockDim.x) local_count[x] = 0;
+  __syncthreads();
+  const int64_t base = (int64_t)blockIdx.x * OPT_CHUNK;
+#pragma unroll
+  for (int e = 0; e < OPT_ELEMS; e++) {
+    const int64_t i = base + e * OPT_THREADS + threadIdx.x;
+    if (i < V) atomicAdd(&local_count[sample_composite(sample_load_logit(logits, is_bf16, i), i) >> BUCKET_SHIFT], 1u);
+  }
+  __syncthreads();
+  for (int x = threadIdx.x; x < NBUCKETS; x += blockDim.x)
+    if (local_count[x]) atomicAdd(&L.hist_count[x], local_count[x]);
+  if (!sample_arrive_last(L.ticket, &is_last)) return;
+
+  // Exclusive prefix counts in rank order (rank 0 = the bucket of the largest keys); thread t owns ranks
+  // [t * PER, (t + 1) * PER). The counts total V > k, so exactly one bucket b has before < k <= before + count.
+  const int PER = NBUCKETS / OPT_THREADS;
+  uint32_t c[NBUCKETS / OPT_THREADS];
+  uint32_t tc = 0;
+#pragma unroll
+  for (int j = 0; j < PER; j++) {
+    c[j] = __ldcg(&L.hist_count[NBUCKETS - 1 - (threadIdx.x * PER + j)]);  // L2: other blocks' atomics
+    tc += c[j];
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  uint32_t ic = tc;
+#pragma unroll
+  for (int o = 1; o < 32; o *= 2) {
+    const uint32_t oc = __shfl_up_sync(SAMPLE_FULL_MASK, ic, o);
+    if (lane >= o) ic += oc;
+  }
+  if (lane == 31) scan_count[warp] = ic;
+  __syncthreads();
+  uint32_t ec = ic - tc;  // exclusive within the warp
+  for (int w = 0; w < warp && w < nwarps; w++) ec += scan_count[w];
+  if (ec < k && k <= ec + tc) {
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+      if (ec < k && k <= ec + c[j]) {
+        const int b = NBUCKETS - 1 - (threadIdx.x * PER + j);
+        *L.fast_thresh = (uint64_t)b << BUCKET_SHIFT;
+        *L.fast_above = ec;
+      }
+      ec += c[j];
+    }
+  }
+  if (threadIdx.x == 0) *L.fast_count = 0;  // the gather kernel's cursor
+}
+
+// ---- 3f: gather every composite >= the threshold (C >= k of them; up to V for rows of equal logits) ----
+__global__ void __launch_bounds__(OPT_THREADS) sample_opt_gather_kernel(const void *logits, int is_bf16, int64_t V, opt_layout L) {
+  const uint64_t thresh = *L.fast_thresh;
+  const int lane = threadIdx.x % 32;
+  const int64_t base = (int64_t)blockIdx.x * OPT_CHUNK;
+#pragma unroll
+  for (int e = 0; e < OPT_ELEMS; e++) {
+    const int64_t i = base + e * OPT_THREADS + threadIdx.x;
+    uint64_t key = 0;
+    if (i < V) key = sample_composite(sample_load_logit(logits, is_bf16, i), i);
+    const int take = i < V && key >= thresh;
+    // Warp-aggregated append: one global atomic per warp that has candidates (whole warps reach the ballot).
+    const unsigned ball = __ballot_sync(SAMPLE_FULL_MASK, take);
+    if (ball) {
+      const int leader = __ffs(ball) - 1;
+      uint32_t slot = 0;
+      if (lane == leader) slot = atomicAdd(L.fast_count, (uint32_t)__popc(ball));
+      slot = __shfl_sync(SAMPLE_FULL_MASK, slot, leader);
+      if (take) L.part_key[slot + (uint32_t)__popc(ball & ((1u << lane) - 1u))] = key;
+    }
+  }
+}
+
+// ---- 4f: finish (one block): exact top k, sorted, then the reference's arithmetic ----
+typedef struct {
+  uint32_t cnt[2][256];  // digit bins, double-buffered: a pass clears the next pass's bins (2 barriers per pass)
+  int dec_digit[2];      // the bin holding the rem-th largest of the matching candidates (per buffer)
+  uint32_t dec_before[2];// candidates in the bins above it
+  uint32_t dec_cnt[2];   // candidates in it
+  uint32_t ntop;
+  double sum;
+  uint64_t red[32];
+} fast_shared;
+
+// Warp 0: the digit bin holding the rem-th largest (1-based) of the candidates counted in cnt, bins taken in
+// descending digit order (= the order of the candidates). Lane l owns digits 255 - 8l .. 255 - 8l - 7. The
+// bins partition (0, total] into (before, before + count], so exactly one (lane, digit) matches.
+static __device__ void fast_decide(const uint32_t *cnt, uint32_t rem, fast_shared *sh, int slot) {
+  const int lane = threadIdx.x;
+  uint32_t c[8];
+  uint32_t lc = 0;
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    c[j] = cnt[255 - 8 * lane - j];
+    lc += c[j];
+  }
+  uint32_t ic = lc;
+#pragma unroll
+  for (int o = 1; o < 32; o *= 2) {
+    const uint32_t oc = __shfl_up_sync(SAMPLE_FULL_MASK, ic, o);
+    if (lane >= o) ic += oc;
+  }
+  uint32_t bc = ic - lc;
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    if (rem > bc && rem <= bc + c[j]) {
+      sh->dec_digit[slot] = 255 - 8 * lane - j;
+      sh->dec_before[slot] = bc;
+      sh->dec_cnt[slot] = c[j];
+    }
+    bc += c[j];
+  }
+}
+
+__global__ void __launch_bounds__(FIN_THREADS)
+sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t *step_dev, int64_t step, int32_t *token_out, opt_layout L) {
+  extern __shared__ __align__(16) unsigned char opt_fast_smem[];
+  uint64_t *stage = (uint64_t *)opt_fast_smem;  // [FAST_CAP] the candidates, when C <= FAST_CAP
+  uint64_t *top = stage + FAST_CAP;              // [FAST_MAX_K] the top k, unordered (then bitonic-sorted in place)
+  uint64_t *ranked = top + FAST_MAX_K;           // [FAST_MAX_K] the top k in order (rank-counting sort)
+  double *prob = (double *)(ranked + FAST_MAX_K);// [FAST_MAX_K] w_j, then p_j
+  __shared__ fast_shared sh;
+  const sample_stats st = opt_stats(L, p.temperature, sh.red);  // identical in every thread: uniform branches
+  if (st.greedy) {  // NaN or every logit -inf (temperature > 0 here): the argmax, as the probs kernel also writes
+    if (threadIdx.x == 0) *token_out = (int32_t)st.argmax;
+    return;
+  }
+  const uint32_t k = (uint32_t)p.top_k;
+  const uint32_t C = *L.fast_count;  // >= k: every composite >= fast_thresh, written by the gather kernel
+  const uint32_t above = *L.fast_above;
+  const uint64_t *cand = L.part_key;
+  if (C <= FAST_CAP) {
+    for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) stage[j] = L.part_key[j];
+    cand = stage;
+  }
+  for (int x = threadIdx.x; x < 2 * 256; x += blockDim.x) (&sh.cnt[0][0])[x] = 0;
+  if (threadIdx.x == 0) sh.ntop = 0;
+  __syncthreads();
+
+  // Radix select of the k-th largest composite. State: the candidates whose key matches prefix under mask
+  // (bin of them) hold the k-th largest as their rem-th largest; everything above them is in the top k. The
+  // count kernel already fixed the top 12 bits (the bucket); 8 bits per pass follow (44..51, ..., 4..11), and
+  // a last 4-bit pass. Once rem == bin the whole matching set is in the top k, so {key >= prefix} (prefix with
+  // its unfixed bits 0) is exactly the top k: that ends the search early (at the start when C == k), and the
+  // last pass always ends it (keys are distinct, so a full-mask bin holds one key).
+  uint64_t prefix = *L.fast_thresh, mask = (uint64_t)(NBUCKETS - 1) << BUCKET_SHIFT;
+  uint32_t rem = k - above, bin = C - above;
+  for (int pass = 0; pass < 7 && rem != bin; pass++) {
+    const int shift = pass < 6 ? 44 - 8 * pass : 0;
+    const uint64_t dmask = pass < 6 ? 0xff : 0xf;
+    uint32_t *cnt = sh.cnt[pass & 1];
+    for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) {
+      const uint64_t key = cand[j];
+      if ((key & mask) == prefix) atomicAdd(&cnt[(key >> shift) & dmask], 1u);
+    }
+    // The other buffer was last read by warp 0's decision of the previous pass, before its second barrier.
+    for (int x = threadIdx.x; x < 256; x += blockDim.x) sh.cnt[(pass + 1) & 1][x] = 0;
+    __syncthreads();
+    if (threadIdx.x < 32) fast_decide(cnt, rem, &sh, pass & 1);
+    __syncthreads();
+    // Read before the next pass's first barrier; the next decision writes the other slot.
+    rem -= sh.dec_before[pass & 1];
+    bin = sh.dec_cnt[pass & 1];
+    prefix |= (uint64_t)sh.dec_digit[pass & 1] << shift;
+    mask |= dmask << shift;
+  }
+
+  // The top k, unordered; bitonic padding (key 0 is below every composite: the smallest order key is -inf's).
+  uint32_t P = 1;
+  while (P < k) P <<= 1;
+  for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) {
+    const uint64_t key = cand[j];
+    if (key >= prefix) {
+      const uint32_t pos = atomicAdd(&sh.ntop, 1u);
+      if (pos < k) top[pos] = key;  // always: exactly k keys pass
+    }
+  }
+  if (k > FAST_RANK_MAX)
+    for (uint32_t x = k + threadIdx.x; x < P; x += blockDim.x) top[x] = 0;
+  __syncthreads();
+
+  // Sort descending: the reference's order (z descending, index ascending) is the composite's order, and
+  // composites are distinct, so the order is strict and the same.
+  const uint64_t *sorted;
+  if (k <= FAST_RANK_MAX) {
+    if (threadIdx.x < k) {
+      const uint64_t key = top[threadIdx.x];
+      uint32_t r = 0;
+      for (uint32_t j = 0; j < k; j++) r += top[j] > key;
+      ranked[r] = key;
+    }
+    sorted = ranked;
+  } else {
+    for (uint32_t size = 2; size <= P; size <<= 1)
+      for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
+        const uint32_t t = threadIdx.x, o = t ^ stride;
+        if (t < P && o > t) {
+          const uint64_t a = top[t], b = top[o];
+          if ((t & size) == 0 ? a < b : a > b) top[t] = b, top[o] = a;  // descending runs where (t & size) == 0
+        }
+        __syncthreads();
+      }
+    sorted = top;
+  }
+  __syncthreads();
+
+  // The reference's cut_prefix on the first n = k candidates: p_j = exp(z_j - zmax) (sample_weight: the same
+  // expression, exactly 1 at the maximum), sum left to right, p_j /= sum; elementwise steps in parallel, every
+  // sum sequential in thread 0 in the reference's order.
+  for (uint32_t j = threadIdx.x; j < k; j += blockDim.x)
+    prob[j] = sample_weight(sample_key_value((uint32_t)(sorted[j] >> 32)), st.lmax, p.temperature, st.zmax);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double sum = 0.0;
+    for (uint32_t j = 0; j < k; j++) sum += prob[j];
+    sh.sum = sum;
+  }
+  __syncthreads();
+  const double sum = sh.sum;
+  for (uint32_t j = threadIdx.x; j < k; j += blockDim.x) prob[j] /= sum;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  uint32_t kept = k;
+  if (p.top_p > 0.0f && p.top_p < 1.0f) {
+    double cum = 0.0;
+    for (uint32_t j = 0; j < k; j++) {
+      cum += prob[j];
+      if (cum >= (double)p.top_p) {
+        kept = j + 1;
+        break;
+      }
+    }
+  }
+  if (p.min_p > 0.0f && p.min_p < 1.0f) {
+    const double thresh = (double)p.min_p * prob[0];
+    uint32_t j = 1;
+    while (j < kept && !(prob[j] < thresh)) j++;
+    kept = j;
+  }
+  double total = 0.0;
+  for (uint32_t j = 0; j < kept; j++) total += prob[j];
+  const int64_t s_step = step_dev ? (int64_t)*step_dev : step;
+  const double target = klab_rand_uniform(seed, (uint64_t)s_step) * total;
+  uint32_t chosen = kept - 1;
+  double cum = 0.0;
+  for (uint32_t j = 0; j < kept; j++) {
+    cum += prob[j];
+    if (cum > target) {
+      chosen = j;
+      break;
+    }
+  }
+  *token_out = (int32_t)sample_composite_index(sorted[chosen]);
+  // For the probs kernel: the kept set is {key >= key_last} and it writes w_j / w_kept; the reference writes
+  // p_j / total = (w_j / sum) / total, so w_kept = sum * total (equal up to the last double rounding).
+  *L.key_last = sorted[kept - 1];
+  *L.w_kept = sum * total;
+}
+
 // ---- host launcher ----
 extern "C" size_t sample_workspace_bytes(int64_t V) {
   if (V < 1) V = 1;
@@ -650,6 +944,8 @@ extern "C" int sample_optimized(const void *logits, klab_dtype dtype, int64_t V,
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld: shared-memory opt-in", (long long)V);
     KLAB_CUDA(err, cudaFuncSetAttribute((const void *)sample_opt_hist_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)HIST_SMEM_BYTES), ctx);
     KLAB_CUDA(err, cudaFuncSetAttribute((const void *)sample_opt_finish_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FIN_SMEM_BYTES), ctx);
+    KLAB_CUDA(err, cudaFuncSetAttribute((const void *)sample_opt_fast_finish_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)FAST_SMEM_BYTES),
+              ctx);
     smem_configured = 1;
   }
   const int is_bf16 = dtype == KLAB_DT_BF16;
@@ -657,6 +953,24 @@ extern "C" int sample_optimized(const void *logits, klab_dtype dtype, int64_t V,
   snprintf(ctx, sizeof ctx, "sample optimized V=%lld stats", (long long)V);
   sample_opt_stats_kernel<<<L.stats_blocks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
   KLAB_CHECK_LAUNCH(err, ctx);
+  // Top-k fast path, chosen from the parameters alone (the launch sequence never depends on the data).
+  if (params->temperature > 0.0f && params->top_k > 0 && params->top_k <= FAST_MAX_K && (int64_t)params->top_k < V) {
+    snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d count", (long long)V, params->top_k);
+    sample_opt_count_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, (uint32_t)params->top_k, L);
+    KLAB_CHECK_LAUNCH(err, ctx);
+    snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d gather", (long long)V, params->top_k);
+    sample_opt_gather_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
+    KLAB_CHECK_LAUNCH(err, ctx);
+    snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d finish", (long long)V, params->top_k);
+    sample_opt_fast_finish_kernel<<<1, FIN_THREADS, FAST_SMEM_BYTES, stream>>>(*params, seed, step_dev, step, token_out, L);
+    KLAB_CHECK_LAUNCH(err, ctx);
+    if (probs_out) {  // without probs the finisher wrote the token, the greedy argmax included
+      snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d probs", (long long)V, params->top_k);
+      sample_opt_probs_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, params->temperature, token_out, probs_out, L);
+      KLAB_CHECK_LAUNCH(err, ctx);
+    }
+    return 0;
+  }
   if (params->temperature > 0.0f) {  // else greedy for certain: the probs kernel does it all
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld hist", (long long)V);
     sample_opt_hist_kernel<<<chunks, OPT_THREADS, HIST_SMEM_BYTES, stream>>>(logits, is_bf16, V, params->temperature, L);
