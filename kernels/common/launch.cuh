@@ -23,10 +23,17 @@ static __device__ __forceinline__ void klab_pdl_launch_dependents(void) {
 #endif
 }
 
-// Both, in the order every kernel uses them.
+// Both, in the order every kernel uses them. KLAB_PDL_TRIGGER_FIRST (a build-time experiment) lets the next
+// kernel launch before this one has waited: still correct, because a kernel completes only after its own wait,
+// so waiting for the predecessor's completion implies every earlier kernel's completion too.
 static __device__ __forceinline__ void klab_pdl_enter(void) {
+#ifdef KLAB_PDL_TRIGGER_FIRST
+  klab_pdl_launch_dependents();
+  klab_pdl_wait();
+#else
   klab_pdl_wait();
   klab_pdl_launch_dependents();
+#endif
 }
 
 static inline cudaLaunchConfig_t klab_launch_config(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
