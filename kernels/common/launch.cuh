@@ -27,7 +27,7 @@ static __device__ __forceinline__ void klab_pdl_launch_dependents(void) {
 // resources are free) before this one has waited. Still correct: a kernel completes only after its own wait,
 // so waiting for the predecessor's completion implies every earlier kernel's completion too; and no kernel's
 // blocks can starve its predecessor's, because a trigger fires only once every block of the grid has issued
-// it (all are resident or done). H100, Qwen3-4B decode: +0.8% over wait-then-trigger (ci/gpu-knobs.sh,
+// it (all are resident or done). H100, Qwen3-4B decode: +0.6-0.8% over wait-then-trigger (ci/gpu-knobs.sh,
 // docs/engine.md); KLAB_PDL_WAIT_FIRST builds the other order for that A/B.
 static __device__ __forceinline__ void klab_pdl_enter(void) {
 #ifdef KLAB_PDL_WAIT_FIRST

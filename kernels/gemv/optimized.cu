@@ -410,29 +410,11 @@ static __device__ __forceinline__ int mma_step(const uint4 (&cur_a)[P], const ui
   return i < my_tiles;
 }
 
-// Under programmatic dependent launch a block can be resident while the kernel before it still runs: in the
-// decode step the o projection follows attention and qk_norm_rope, which leave DRAM mostly idle. So before it
-// waits, one thread asks L2 for every 16-row tile of W the block will stream (cp.async.bulk.prefetch: no
-// registers, no completion to wait for); the block's own loads then hit L2. W is read-only, so this is legal
-// before the wait. Launched without PDL (the lab) it is off: there is nothing to overlap.
-static __device__ __forceinline__ void prefetch_tiles_l2(const uint4 *W, int N, int K8) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(KLAB_GEMV_NO_L2_PREFETCH)
-  const int tiles = (N + 15) / 16;
-  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const int rows = min(16, N - 16 * t);
-    const uint4 *p = W + (int64_t)t * 16 * K8;
-    const int64_t bytes = (int64_t)rows * K8 * 16;  // a multiple of 16, as the instruction needs
-    if (bytes <= 0x7fffffff) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned)bytes) : "memory");
-  }
-#endif
-}
-
 // XS: x staged once per block in shared memory (dynamic, M * (K8 + 1) vectors <= 48 KiB), after the block's
 // first W loads are in flight.
 template <int T, int P, bool PF, bool XS, int BLOCKS_PER_SM>
 __global__ void __launch_bounds__(256, BLOCKS_PER_SM)
-gemv_mma_stream_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W, __nv_bfloat16 *__restrict__ y, int M, int N, int K8,
-                       int l2_prefetch) {
+gemv_mma_stream_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W, __nv_bfloat16 *__restrict__ y, int M, int N, int K8) {
   __shared__ float4 partial[2][8][32][T];  // 8 KiB * T: KLAB_GEMV_MMA_XS_MAX_BYTES leaves room for it
   static_assert(sizeof(partial) == 8192 * T, "gemv.h's KLAB_GEMV_MMA_XS_MAX_BYTES assumes 8 KiB of partial sums per n-tile");
   extern __shared__ uint4 x_smem[];
@@ -452,7 +434,6 @@ gemv_mma_stream_kernel(const uint4 *__restrict__ x, const uint4 *__restrict__ W,
 #pragma unroll
       for (int i = 0; i < 4; i++) acc[t][h][i] = 0.f;
   if (my_tiles > 0) mma_load<P, PF>(a0, b0, W, N, K8, blockIdx.x, 0, warp, g, q);
-  if (l2_prefetch && threadIdx.x == 0) prefetch_tiles_l2(W, N, K8);
   klab_pdl_enter();  // the first stage of (read-only) W is in flight before we wait for x
   if (XS) {
     for (int j = threadIdx.x; j < M * K8; j += blockDim.x) x_smem[(j / K8) * (K8 + 1) + j % K8] = __ldg(x + j);
@@ -603,7 +584,7 @@ static int launch_mma_tp(const char *name, const uint16_t *x, const uint16_t *W,
   const unsigned grid = even_grid((N + 15) / 16, sms, 2, 1);
   const size_t smem = XS ? (size_t)M * (K8 + 1) * 16 : 0;
   KLAB_LAUNCH(err, name, grid, 256, smem, stream, gemv_mma_stream_kernel<T, P, PF, XS, 2>, (const uint4 *)x, (const uint4 *)W,
-              (__nv_bfloat16 *)y, M, N, K8, klab_pdl_enabled());
+              (__nv_bfloat16 *)y, M, N, K8);
   return 0;
 }
 
