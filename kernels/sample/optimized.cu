@@ -652,6 +652,11 @@ sample_opt_probs_kernel(const void *logits, int is_bf16, int64_t V, float temper
 // a few dozen), then one block selects the exact top k, sorts them and replays the reference's arithmetic
 // on them in its own order and expressions (sequential float64 sums in one thread: bit for bit the
 // reference's sums, not a reordering of them).
+#ifndef KLAB_SAMPLE_FAST_ELEMS
+#define KLAB_SAMPLE_FAST_ELEMS 4  // logits per thread in count / gather (a build-time knob: fewer, longer blocks)
+#endif
+#define FAST_ELEMS KLAB_SAMPLE_FAST_ELEMS
+#define FAST_CHUNK (OPT_THREADS * FAST_ELEMS)
 #define FAST_MAX_K 1024   // top_k up to this takes the fast path (one sorted element per finisher thread)
 #define FAST_CAP 8192     // candidates staged in shared memory; more (many equal logits) are read from global
 #define FAST_RANK_MAX 128 // sort by counting ranks up to this k (k threads, k broadcast reads each); bitonic above
@@ -666,9 +671,9 @@ __global__ void __launch_bounds__(OPT_THREADS) sample_opt_count_kernel(const voi
   __shared__ int is_last;
   for (int x = threadIdx.x; x < NBUCKETS; x += blockDim.x) local_count[x] = 0;
   __syncthreads();
-  const int64_t base = (int64_t)blockIdx.x * OPT_CHUNK;
+  const int64_t base = (int64_t)blockIdx.x * FAST_CHUNK;
 #pragma unroll
-  for (int e = 0; e < OPT_ELEMS; e++) {
+  for (int e = 0; e < FAST_ELEMS; e++) {
     const int64_t i = base + e * OPT_THREADS + threadIdx.x;
     if (i < V) atomicAdd(&local_count[sample_composite(sample_load_logit(logits, is_bf16, i), i) >> BUCKET_SHIFT], 1u);
   }
@@ -716,9 +721,9 @@ __global__ void __launch_bounds__(OPT_THREADS) sample_opt_count_kernel(const voi
 __global__ void __launch_bounds__(OPT_THREADS) sample_opt_gather_kernel(const void *logits, int is_bf16, int64_t V, opt_layout L) {
   const uint64_t thresh = *L.fast_thresh;
   const int lane = threadIdx.x % 32;
-  const int64_t base = (int64_t)blockIdx.x * OPT_CHUNK;
+  const int64_t base = (int64_t)blockIdx.x * FAST_CHUNK;
 #pragma unroll
-  for (int e = 0; e < OPT_ELEMS; e++) {
+  for (int e = 0; e < FAST_ELEMS; e++) {
     const int64_t i = base + e * OPT_THREADS + threadIdx.x;
     uint64_t key = 0;
     if (i < V) key = sample_composite(sample_load_logit(logits, is_bf16, i), i);
@@ -956,10 +961,11 @@ extern "C" int sample_optimized(const void *logits, klab_dtype dtype, int64_t V,
   // Top-k fast path, chosen from the parameters alone (the launch sequence never depends on the data).
   if (params->temperature > 0.0f && params->top_k > 0 && params->top_k <= FAST_MAX_K && (int64_t)params->top_k < V) {
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d count", (long long)V, params->top_k);
-    sample_opt_count_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, (uint32_t)params->top_k, L);
+    const unsigned fast_chunks = (unsigned)((V + FAST_CHUNK - 1) / FAST_CHUNK);
+    sample_opt_count_kernel<<<fast_chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, (uint32_t)params->top_k, L);
     KLAB_CHECK_LAUNCH(err, ctx);
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d gather", (long long)V, params->top_k);
-    sample_opt_gather_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
+    sample_opt_gather_kernel<<<fast_chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
     KLAB_CHECK_LAUNCH(err, ctx);
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d finish", (long long)V, params->top_k);
     sample_opt_fast_finish_kernel<<<1, FIN_THREADS, FAST_SMEM_BYTES, stream>>>(*params, seed, step_dev, step, token_out, L);
