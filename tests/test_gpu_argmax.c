@@ -38,16 +38,7 @@ static void *h_raw;       /* the bytes uploaded */
  * launcher error, -2 on a CUDA error). h_stored gets the values as the kernel sees them. */
 static int64_t run_case(int v, klab_dtype dt, int64_t N, int offset) {
   size_t esz = dt == KLAB_DT_BF16 ? 2 : 4;
-  for (int64_t i = 0; i < N; i++) {
-    if (dt == KLAB_DT_BF16) {
-      uint16_t b = klab_float_to_bf16(h_vals[i]);
-      ((uint16_t *)h_raw)[i] = b;
-      h_stored[i] = klab_bf16_to_float(b);
-    } else {
-      ((float *)h_raw)[i] = h_vals[i];
-      h_stored[i] = h_vals[i];
-    }
-  }
+  klab_test_store_values(dt == KLAB_DT_BF16, h_vals, N, h_raw, h_stored);
   char *x = (char *)d_x + (size_t)offset * esz;
   if (cudaMemcpy(x, h_raw, (size_t)N * esz, cudaMemcpyHostToDevice) != cudaSuccess) return -2;
   if (cudaMemset(d_index, 0xFF, sizeof *d_index) != cudaSuccess) return -2; /* poison: -1 */

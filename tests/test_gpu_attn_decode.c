@@ -41,34 +41,16 @@ typedef struct {
   cudaStream_t stream;
 } fixture;
 
-#define CK(call)                                                                                 \
-  do {                                                                                           \
-    cudaError_t rc_ = (call);                                                                    \
-    if (rc_ != cudaSuccess) {                                                                    \
-      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(rc_)); \
-      exit(1);                                                                                   \
-    }                                                                                            \
-  } while (0)
-
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) {
-    fprintf(stderr, "out of host memory (%zu bytes)\n", n);
-    exit(1);
-  }
-  return p;
-}
-
 static void fixture_init(fixture *f, int64_t HQ, int64_t HKV, int64_t D, int64_t stride, uint64_t seed) {
   memset(f, 0, sizeof *f);
   f->HQ = HQ, f->HKV = HKV, f->D = D, f->stride = stride;
   f->nq = HQ * D, f->nc = HKV * stride * D;
-  f->q = xmalloc((size_t)f->nq * 2), f->out = xmalloc((size_t)f->nq * 2);
-  f->k = xmalloc((size_t)f->nc * 2), f->v = xmalloc((size_t)f->nc * 2);
-  f->k_up = xmalloc((size_t)f->nc * 2), f->v_up = xmalloc((size_t)f->nc * 2);
-  f->fq = xmalloc((size_t)f->nq * sizeof(float)), f->fout = xmalloc((size_t)f->nq * sizeof(float));
-  f->fk = xmalloc((size_t)f->nc * sizeof(float)), f->fv = xmalloc((size_t)f->nc * sizeof(float));
-  f->ref = xmalloc((size_t)f->nq * sizeof(double));
+  f->q = klab_test_xmalloc((size_t)f->nq * 2), f->out = klab_test_xmalloc((size_t)f->nq * 2);
+  f->k = klab_test_xmalloc((size_t)f->nc * 2), f->v = klab_test_xmalloc((size_t)f->nc * 2);
+  f->k_up = klab_test_xmalloc((size_t)f->nc * 2), f->v_up = klab_test_xmalloc((size_t)f->nc * 2);
+  f->fq = klab_test_xmalloc((size_t)f->nq * sizeof(float)), f->fout = klab_test_xmalloc((size_t)f->nq * sizeof(float));
+  f->fk = klab_test_xmalloc((size_t)f->nc * sizeof(float)), f->fv = klab_test_xmalloc((size_t)f->nc * sizeof(float));
+  f->ref = klab_test_xmalloc((size_t)f->nq * sizeof(double));
   klab_fill_host(f->q, KLAB_DT_BF16, f->nq, klab_tensor_seed(seed, 0), KLAB_DIST_OUTLIERS, 1.0f, 0.0f);
   klab_fill_host(f->k, KLAB_DT_BF16, f->nc, klab_tensor_seed(seed, 1), KLAB_DIST_NORMAL, 1.0f, 0.0f);
   klab_fill_host(f->v, KLAB_DT_BF16, f->nc, klab_tensor_seed(seed, 2), KLAB_DIST_NORMAL, 1.0f, 0.0f);

@@ -44,16 +44,7 @@ static double *h_ref_probs;
 static const char *dt_name(klab_dtype dt) { return dt == KLAB_DT_BF16 ? "bf16" : "f32"; }
 
 static int upload(klab_dtype dt, int64_t V) {
-  for (int64_t i = 0; i < V; i++) {
-    if (dt == KLAB_DT_BF16) {
-      uint16_t b = klab_float_to_bf16(h_vals[i]);
-      ((uint16_t *)h_raw)[i] = b;
-      h_stored[i] = klab_bf16_to_float(b);
-    } else {
-      ((float *)h_raw)[i] = h_vals[i];
-      h_stored[i] = h_vals[i];
-    }
-  }
+  klab_test_store_values(dt == KLAB_DT_BF16, h_vals, V, h_raw, h_stored);
   return cudaMemcpy(d_logits, h_raw, (size_t)V * (dt == KLAB_DT_BF16 ? 2 : 4), cudaMemcpyHostToDevice) == cudaSuccess;
 }
 

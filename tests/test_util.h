@@ -40,6 +40,23 @@ extern int klab_test_checks;
     }                                                                                             \
   } while (0)
 
+/* GPU tests: a failed CUDA runtime call ends the test (exit 1) naming the file, line and call. The test
+ * includes cuda_runtime_api.h itself. */
+#define CK(call)                                                                                     \
+  do {                                                                                               \
+    cudaError_t rc_ = (call);                                                                        \
+    if (rc_ != cudaSuccess) {                                                                        \
+      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(rc_)); \
+      exit(1);                                                                                       \
+    }                                                                                                \
+  } while (0)
+
+/* malloc that ends the test (exit 1) when host memory runs out; n = 0 still returns a pointer. */
+void *klab_test_xmalloc(size_t n);
+/* vals[0..n) as the bytes of a bf16 (bf16 != 0) or f32 array in raw, and in stored the values a kernel
+ * reading raw sees (bf16-rounded for bf16). */
+void klab_test_store_values(int bf16, const float *vals, long long n, void *raw, float *stored);
+
 /* ||x - ref|| / ||ref|| over n floats, in double (||ref|| = 0 counts as 1). */
 double klab_test_rel_l2(const float *x, const float *ref, long long n);
 /* Print the summary line and return the exit code for main. */
