@@ -12,7 +12,7 @@ extern "C" {
 
 #define KLAB_MAX_DIMS 8
 #define KLAB_MAX_TENSORS 8
-#define KLAB_MAX_VARIANTS 12
+#define KLAB_MAX_VARIANTS 16
 #define KLAB_ERR_LEN 512
 
 /* An error with context (file:line, op, shape), carried up to the command that reports it. */

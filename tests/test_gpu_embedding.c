@@ -18,8 +18,9 @@ typedef int (*embedding_fn)(const int32_t *, const uint16_t *, uint16_t *, int32
 static const struct {
   const char *name;
   embedding_fn fn;
-} variants[] = {{"naive", embedding_naive}, {"optimized", embedding_optimized}};
-enum { NVARIANTS = 2 };
+  int vector_only; /* declines H % 8 != 0 and unaligned out (must return -1 there) */
+} variants[] = {{"naive", embedding_naive, 0}, {"optimized", embedding_optimized, 0}, {"bulk", embedding_bulk, 1}};
+enum { NVARIANTS = 3 };
 
 enum { GUARD = 64 }; /* bf16 elements of sentinel after out (and before it, for the unaligned case) */
 #define SENTINEL 0x7E7Eu
@@ -27,6 +28,17 @@ enum { GUARD = 64 }; /* bf16 elements of sentinel after out (and before it, for 
 /* One case: T ids (every `bad_every`-th replaced by a bad value), table [V,H] of distinct bit patterns, out
  * placed `out_offset` elements into a sentinel-filled buffer. */
 static void run_case(int v, int64_t T, int64_t V, int64_t H, int bad_every, int out_offset) {
+  if (variants[v].vector_only && (H % 8 != 0 || out_offset != 0)) {
+    void *d = NULL;
+    klab_err err = {{0}};
+    CHECK(cudaMalloc(&d, (size_t)(T + 1) * (size_t)(H + 8) * 2 + (size_t)V * (size_t)H * 2 + 64) == cudaSuccess);
+    int32_t *ids = d, *bad = (int32_t *)d + T;
+    uint16_t *table = (uint16_t *)d + 2 * (T + 8), *out = table + V * H + 8 - out_offset;
+    CHECK_MSG(variants[v].fn(ids, table, out, bad, T, V, H, 0, &err) == -1, "%s declines H=%lld offset %d", variants[v].name,
+              (long long)H, out_offset);
+    cudaFree(d);
+    return;
+  }
   const int64_t out_elems = T * H + 2 * GUARD;
   int32_t *h_ids = malloc((size_t)T * sizeof *h_ids);
   uint16_t *h_table = malloc((size_t)(V * H) * sizeof *h_table);

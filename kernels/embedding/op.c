@@ -81,6 +81,9 @@ RUN_CANDIDATE(vpl4)
 RUN_CANDIDATE(vpl16)
 RUN_CANDIDATE(stream)
 RUN_CANDIDATE(v1)
+RUN_CANDIDATE(stream_ld)
+RUN_CANDIDATE(bulk)
+static int supports_bulk(const int64_t *s, char *why, size_t n) { return embedding_bulk_supports(s[D_H], why, n); }
 
 static const klab_variant naive = {"naive", KLAB_NAIVE, "block per token, scalar bf16 copies", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
@@ -93,8 +96,14 @@ static const klab_variant vpl16 = {"vpl16", KLAB_EXTRA, "optimized with 16 vecto
                                    NULL, run_vpl16};
 static const klab_variant stream = {"stream", KLAB_EXTRA, "optimized with evict-first hints (__ldcs loads, __stcs stores)",
                                     NULL, NULL, run_stream};
+static const klab_variant stream_ld = {"stream_ld", KLAB_EXTRA, "optimized with evict-first loads (__ldcs), plain stores", NULL, NULL,
+                                       run_stream_ld};
 static const klab_variant v1 = {"v1", KLAB_EXTRA, "previous optimized: warp per row, 8 + 2 loads per lane, capped grid",
                                 NULL, NULL, run_v1};
+
+static const klab_variant bulk = {"bulk", KLAB_EXTRA,
+                                  "rows via 1-D bulk copies (TMA) global -> shared -> global, ring of row slots, one driving thread per SM",
+                                  supports_bulk, NULL, run_bulk};
 
 static const klab_shape_preset presets[] = {
     {"decode qwen3-4b embed_tokens", {1, 151936, 2560}},
@@ -118,8 +127,8 @@ const klab_op klab_op_embedding = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 6,
-    .variants = {&naive, &optimized, &vpl4, &vpl16, &stream, &v1},
+    .nvariants = 8,
+    .variants = {&naive, &optimized, &vpl4, &vpl16, &stream, &stream_ld, &v1, &bulk},
     .npresets = 4,
     .presets = presets,
 };

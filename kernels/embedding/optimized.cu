@@ -24,6 +24,9 @@
 #define SEG_WARPS 8 /* tasks per block: 256 threads */
 #define SEG_THREADS (SEG_WARPS * 32)
 
+// Cache-hint modes of the segment kernel: loads evict-first or not, stores evict-first or not.
+enum { HINT_NONE = 0, HINT_STREAM = 1, HINT_STREAM_LOADS = 2 };
+
 template <bool STREAM>
 static __device__ __forceinline__ uint4 load_row_vec(const uint4 *src) {
   // Both are coherent loads (not ld.global.nc): ptxas may not move them past the stores, so all VPL loads
@@ -39,7 +42,7 @@ static __device__ __forceinline__ void store_row_vec(uint4 *dst, uint4 v) {
 }
 
 // ntasks = T * nseg; task k is segment k % nseg of row k / nseg (a row's segments sit in adjacent warps).
-template <int VPL, bool STREAM>
+template <int VPL, int HINT>
 __global__ void __launch_bounds__(SEG_THREADS)
 embedding_seg_kernel(const int32_t *__restrict__ ids, const uint4 *__restrict__ table, uint4 *__restrict__ out,
                      int32_t *__restrict__ bad_ids, int64_t ntasks, int64_t V, int64_t H8, int64_t nseg, int seg_len) {
@@ -73,12 +76,12 @@ embedding_seg_kernel(const int32_t *__restrict__ ids, const uint4 *__restrict__ 
       for (int u = 0; u < VPL; u++) {
         const int j = begin + lane + 32 * u;
         v[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (j < end) v[u] = load_row_vec<STREAM>(src + j);
+        if (j < end) v[u] = load_row_vec<HINT != HINT_NONE>(src + j);
       }
 #pragma unroll
       for (int u = 0; u < VPL; u++) {
         const int j = begin + lane + 32 * u;
-        if (j < end) store_row_vec<STREAM>(dst + j, v[u]);
+        if (j < end) store_row_vec<HINT == HINT_STREAM>(dst + j, v[u]);
       }
     }
     if (next >= ntasks) break;
@@ -169,7 +172,7 @@ static int launch_scalar(const char *name, const int32_t *ids, const uint16_t *t
 }
 
 // The segment kernel with VPL vectors per lane per task; the scalar kernel where 16-byte vectors do not fit.
-template <int VPL, bool STREAM>
+template <int VPL, int HINT>
 static int launch_seg(const char *name, const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids,
                       int64_t T, int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
   if (check_args(name, ids, table, out, bad_ids, T, V, H, err)) return -1;
@@ -194,14 +197,14 @@ static int launch_seg(const char *name, const int32_t *ids, const uint16_t *tabl
     // More than one block per SM: size the grid by the resident blocks, then spread the tasks evenly, so
     // no warp walks one task more than another (T = 4096 at H = 2560: 512 blocks, one task per warp).
     int per_sm = 0;
-    KLAB_CUDA(err, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, embedding_seg_kernel<VPL, STREAM>, SEG_THREADS, 0),
+    KLAB_CUDA(err, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, embedding_seg_kernel<VPL, HINT>, SEG_THREADS, 0),
               ctx);
     if (per_sm < 1) per_sm = 1;
     const int64_t resident = (int64_t)sms * per_sm;
     const int64_t rounds = (blocks_needed + resident - 1) / resident;
     grid = (blocks_needed + rounds - 1) / rounds; /* <= resident */
   }
-  embedding_seg_kernel<VPL, STREAM><<<(unsigned)grid, SEG_THREADS, 0, stream>>>(ids, (const uint4 *)table, (uint4 *)out,
+  embedding_seg_kernel<VPL, HINT><<<(unsigned)grid, SEG_THREADS, 0, stream>>>(ids, (const uint4 *)table, (uint4 *)out,
                                                                                   bad_ids, ntasks, V, H8, nseg, (int)seg_len);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
@@ -209,19 +212,24 @@ static int launch_seg(const char *name, const int32_t *ids, const uint16_t *tabl
 
 extern "C" int embedding_optimized(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
                                    int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
-  return launch_seg<10, false>("optimized", ids, table, out, bad_ids, T, V, H, stream, err);
+  return launch_seg<10, HINT_NONE>("optimized", ids, table, out, bad_ids, T, V, H, stream, err);
 }
 extern "C" int embedding_vpl4(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
                               int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
-  return launch_seg<4, false>("vpl4", ids, table, out, bad_ids, T, V, H, stream, err);
+  return launch_seg<4, HINT_NONE>("vpl4", ids, table, out, bad_ids, T, V, H, stream, err);
 }
 extern "C" int embedding_vpl16(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
                                int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
-  return launch_seg<16, false>("vpl16", ids, table, out, bad_ids, T, V, H, stream, err);
+  return launch_seg<16, HINT_NONE>("vpl16", ids, table, out, bad_ids, T, V, H, stream, err);
 }
 extern "C" int embedding_stream(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
                                 int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
-  return launch_seg<10, true>("stream", ids, table, out, bad_ids, T, V, H, stream, err);
+  return launch_seg<10, HINT_STREAM>("stream", ids, table, out, bad_ids, T, V, H, stream, err);
+}
+
+extern "C" int embedding_stream_ld(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
+                                   int64_t V, int64_t H, cudaStream_t stream, klab_err *err) {
+  return launch_seg<10, HINT_STREAM_LOADS>("stream_ld", ids, table, out, bad_ids, T, V, H, stream, err);
 }
 
 extern "C" int embedding_v1(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,

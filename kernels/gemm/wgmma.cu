@@ -29,6 +29,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include "kernels/gemm/gemm.h"
+#include "kernels/common/mbarrier.cuh"
 
 #define WG_BM 128          // tile rows: 64 per consumer warpgroup
 #define WG_BK 64           // k per stage: one 128-byte swizzle row of bf16
@@ -63,43 +64,6 @@ static_assert(wg_config<160>::B_BYTES % 1024 == 0 && wg_config<192>::B_BYTES % 1
 
 // ---- device helpers (PTX for sm_90a) ----
 #ifdef WG_DEVICE_OK
-static __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-// Arrive (the producer's one arrival) and raise the phase's expected transaction bytes.
-static __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-static __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-static __device__ __forceinline__ uint32_t mbar_try_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n"
-      "}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done;
-}
-// Wait until the phase with this parity has completed (acquire: TMA-written data is then visible).
-// Every wait here is for work of the same CTA that takes microseconds; one that lasts 30 s can only be a
-// protocol bug (e.g. expected bytes that never arrive), so it traps: the launch then fails with an error
-// the gate reports, instead of hanging the GPU.
-#define WG_WAIT_LIMIT_NS 30000000000ull
-static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  if (mbar_try_wait(bar, parity)) return;
-  uint64_t start, now;
-  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(start));
-  while (!mbar_try_wait(bar, parity)) {
-    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
-    if (now - start > WG_WAIT_LIMIT_NS) __trap();
-  }
-}
 // TMA: box at (k0, row0) of the tensor map into shared memory; completion counted on bar in bytes.
 static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, uint32_t bar, int k0, int row0) {
   asm volatile(
@@ -373,7 +337,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
       mbar_init(bars + 8 * s, 1);                                       // the producer's arrive.expect_tx
       mbar_init(bars + 8 * (STAGES + s), WG_CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async (TMA) proxy
+    mbar_init_fence();  // visible to the async (TMA) proxy
   }
   __syncthreads();
   // The peer multicasts into this CTA's ring and arrives on its barriers: both must be initialised first.
