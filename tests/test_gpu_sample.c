@@ -267,9 +267,9 @@ static void test_edges(void) {
   for (int pi = 0; pi < NPARAMS; pi++) check_case("garbage workspace", KLAB_DT_F32, V, PARAMS[pi], 7, pi, 0);
 }
 
-/* The optimized variant's top-k fast path (temperature > 0, 0 < top_k <= 1024, top_k < V): only the top k
+/* The optimized variant's top-k fast paths (temperature > 0, 0 < top_k <= 1024, top_k < V): only the top k
  * candidates are selected, sorted and weighed, with the reference's own sums. Every k that switches an
- * internal path (1; rank-counting sort up to 128; bitonic above, padded to a power of two; the maximum
+ * internal path (1; the per-block local top k up to 64, count + gather from 65; bitonic above, padded to a power of two; the maximum
  * 1024), top-p / min-p on and off, both dtypes, V not a multiple of 8 and V right above and at k (the latter
  * takes the general path), candidate sets far larger than k (ties: shared-memory staging and the global-memory
  * path beyond 8192 candidates), -inf inside the top k, greedy rows without probs, many steps. */
@@ -277,6 +277,7 @@ static const ref_sample_params TOPK_PARAMS[] = {
     {0.7f, 20, 0.8f, 0.0f},   {0.6f, 20, 0.95f, 0.0f}, {0.7f, 20, 1.0f, 0.0f},   {1.0f, 1, 1.0f, 0.0f},    {1.0f, 2, 0.5f, 0.0f},
     {1.0f, 2, 1.0f, 0.3f},    {0.8f, 50, 0.9f, 0.05f}, {1.0f, 50, 1.0f, 0.02f},  {1.2f, 128, 0.97f, 0.0f}, {1.0f, 129, 0.99f, 0.0f},
     {1.5f, 300, 1.0f, 0.001f}, {2.0f, 1024, 0.99f, 0.0f}, {3.0f, 1024, 1.0f, 0.0f}, {1.0f, 1000, 0.5f, 0.01f},
+    {0.9f, 64, 0.95f, 0.0f},  {0.9f, 65, 0.95f, 0.0f},  {1.0f, 3, 1.0f, 0.0f},
 };
 enum { NTOPK_PARAMS = sizeof TOPK_PARAMS / sizeof TOPK_PARAMS[0] };
 

@@ -781,8 +781,62 @@ static __device__ void fast_decide(const uint32_t *cnt, uint32_t rem, fast_share
   }
 }
 
+// ---- 2l: local top k (top_k <= LOCAL_MAX_K): replaces stats, count and gather ----
+// Block b (OPT_CHUNK logits) writes its maximum composite to partials[b] (the stats every later kernel
+// derives; the launcher takes this path only when the grid has exactly stats_blocks blocks) and its own k
+// largest composites (all of them if it has fewer) to part_key[b * k ...]. The global top k is among the
+// union, which the finisher then searches like the gathered candidates (C = k * (blocks - 1) + the last
+// block's share). Nothing is accumulated across blocks, so no workspace needs clearing and no ticket: one
+// kernel instead of three. The block's k-th largest is found by the same radix select as the finisher's
+// (8-bit digits from the top, stopping once the matching bin lies wholly inside the top k).
+#define LOCAL_MAX_K 64
+__global__ void __launch_bounds__(OPT_THREADS) sample_opt_local_kernel(const void *logits, int is_bf16, int64_t V, uint32_t k, opt_layout L) {
+  __shared__ fast_shared sh;
+  const int64_t base = (int64_t)blockIdx.x * OPT_CHUNK;
+  const uint32_t n = (uint32_t)(V - base < OPT_CHUNK ? V - base : OPT_CHUNK);
+  uint64_t key[OPT_ELEMS];
+  bool valid[OPT_ELEMS];
+  uint64_t best = 0;
+#pragma unroll
+  for (int e = 0; e < OPT_ELEMS; e++) {
+    const int64_t i = base + e * OPT_THREADS + threadIdx.x;
+    valid[e] = i < V;
+    key[e] = valid[e] ? sample_composite(sample_load_logit(logits, is_bf16, i), i) : 0;
+    best = key[e] > best ? key[e] : best;
+  }
+  for (int x = threadIdx.x; x < 2 * 256; x += blockDim.x) (&sh.cnt[0][0])[x] = 0;
+  if (threadIdx.x == 0) sh.ntop = 0;
+  best = sample_block_max_u64(best, sh.red);  // its barriers also publish the cleared bins
+  if (threadIdx.x == 0) L.partials[blockIdx.x] = best;
+  const uint32_t kb = k < n ? k : n;
+  uint64_t prefix = 0, mask = 0;
+  uint32_t rem = kb, bin = n;
+  for (int hi = 64, pass = 0; hi > 0 && rem != bin; pass++) {
+    const int shift = hi - 8;
+    hi = shift;
+    uint32_t *cnt = sh.cnt[pass & 1];
+#pragma unroll
+    for (int e = 0; e < OPT_ELEMS; e++)
+      if (valid[e] && (key[e] & mask) == prefix) atomicAdd(&cnt[(key[e] >> shift) & 0xff], 1u);
+    for (int x = threadIdx.x; x < 256; x += blockDim.x) sh.cnt[(pass + 1) & 1][x] = 0;
+    __syncthreads();
+    if (threadIdx.x < 32) fast_decide(cnt, rem, &sh, pass & 1);
+    __syncthreads();
+    rem -= sh.dec_before[pass & 1];
+    bin = sh.dec_cnt[pass & 1];
+    prefix |= (uint64_t)sh.dec_digit[pass & 1] << shift;
+    mask |= 0xffull << shift;
+  }
+  // Exactly kb keys are >= prefix (composites are distinct).
+  uint64_t *out = L.part_key + (int64_t)blockIdx.x * k;
+#pragma unroll
+  for (int e = 0; e < OPT_ELEMS; e++)
+    if (valid[e] && key[e] >= prefix) out[atomicAdd(&sh.ntop, 1u)] = key[e];
+}
+
 __global__ void __launch_bounds__(FIN_THREADS)
-sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t *step_dev, int64_t step, int32_t *token_out, opt_layout L) {
+sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t *step_dev, int64_t step, int32_t *token_out, opt_layout L,
+                              uint32_t local_C) {
   extern __shared__ __align__(16) unsigned char opt_fast_smem[];
   uint64_t *stage = (uint64_t *)opt_fast_smem;  // [FAST_CAP] the candidates, when C <= FAST_CAP
   uint64_t *top = stage + FAST_CAP;              // [FAST_MAX_K] the top k, unordered (then bitonic-sorted in place)
@@ -795,8 +849,10 @@ sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t 
     return;
   }
   const uint32_t k = (uint32_t)p.top_k;
-  const uint32_t C = *L.fast_count;  // >= k: every composite >= fast_thresh, written by the gather kernel
-  const uint32_t above = *L.fast_above;
+  // Count/gather path: C >= k composites >= fast_thresh (the bucket of the k-th largest; `above` of them in
+  // higher buckets). Local path (local_C > 0): the blocks' local top k, C = local_C, no bucket fixed yet.
+  const uint32_t C = local_C ? local_C : *L.fast_count;
+  const uint32_t above = local_C ? 0u : *L.fast_above;
   const uint64_t *cand = L.part_key;
   if (C <= FAST_CAP) {
     for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) stage[j] = L.part_key[j];
@@ -812,11 +868,14 @@ sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t 
   // a last 4-bit pass. Once rem == bin the whole matching set is in the top k, so {key >= prefix} (prefix with
   // its unfixed bits 0) is exactly the top k: that ends the search early (at the start when C == k), and the
   // last pass always ends it (keys are distinct, so a full-mask bin holds one key).
-  uint64_t prefix = *L.fast_thresh, mask = (uint64_t)(NBUCKETS - 1) << BUCKET_SHIFT;
+  // The local path starts with no bits fixed (hi = 64): passes at 56, 48, ..., 0.
+  uint64_t prefix = local_C ? 0 : *L.fast_thresh, mask = local_C ? 0 : (uint64_t)(NBUCKETS - 1) << BUCKET_SHIFT;
   uint32_t rem = k - above, bin = C - above;
-  for (int pass = 0; pass < 7 && rem != bin; pass++) {
-    const int shift = pass < 6 ? 44 - 8 * pass : 0;
-    const uint64_t dmask = pass < 6 ? 0xff : 0xf;
+  int hi = local_C ? 64 : BUCKET_SHIFT;  // bits below hi are not fixed yet
+  for (int pass = 0; hi > 0 && rem != bin; pass++) {
+    const int width = hi < 8 ? hi : 8, shift = hi - width;
+    const uint64_t dmask = (1ull << width) - 1;
+    hi = shift;
     uint32_t *cnt = sh.cnt[pass & 1];
     for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) {
       const uint64_t key = cand[j];
@@ -955,11 +1014,30 @@ extern "C" int sample_optimized(const void *logits, klab_dtype dtype, int64_t V,
   }
   const int is_bf16 = dtype == KLAB_DT_BF16;
   const unsigned chunks = (unsigned)((V + OPT_CHUNK - 1) / OPT_CHUNK);
+  // Top-k paths, chosen from V and the parameters alone (the launch sequence never depends on the data).
+  const int topk_path = params->temperature > 0.0f && params->top_k > 0 && params->top_k <= FAST_MAX_K && (int64_t)params->top_k < V;
+  if (topk_path && params->top_k <= LOCAL_MAX_K && (int64_t)chunks == L.stats_blocks) {
+    // Local path: the blocks' own top k (one kernel, which also writes the stats partials), then the finisher.
+    const uint32_t k = (uint32_t)params->top_k;
+    const int64_t last = V - (int64_t)(chunks - 1) * OPT_CHUNK;
+    const uint32_t C = k * (chunks - 1) + (uint32_t)(last < (int64_t)k ? last : (int64_t)k);
+    snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d local", (long long)V, params->top_k);
+    sample_opt_local_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, k, L);
+    KLAB_CHECK_LAUNCH(err, ctx);
+    snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d finish", (long long)V, params->top_k);
+    sample_opt_fast_finish_kernel<<<1, FIN_THREADS, FAST_SMEM_BYTES, stream>>>(*params, seed, step_dev, step, token_out, L, C);
+    KLAB_CHECK_LAUNCH(err, ctx);
+    if (probs_out) {
+      snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d probs", (long long)V, params->top_k);
+      sample_opt_probs_kernel<<<chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, params->temperature, token_out, probs_out, L);
+      KLAB_CHECK_LAUNCH(err, ctx);
+    }
+    return 0;
+  }
   snprintf(ctx, sizeof ctx, "sample optimized V=%lld stats", (long long)V);
   sample_opt_stats_kernel<<<L.stats_blocks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
   KLAB_CHECK_LAUNCH(err, ctx);
-  // Top-k fast path, chosen from the parameters alone (the launch sequence never depends on the data).
-  if (params->temperature > 0.0f && params->top_k > 0 && params->top_k <= FAST_MAX_K && (int64_t)params->top_k < V) {
+  if (topk_path) {
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d count", (long long)V, params->top_k);
     const unsigned fast_chunks = (unsigned)((V + FAST_CHUNK - 1) / FAST_CHUNK);
     sample_opt_count_kernel<<<fast_chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, (uint32_t)params->top_k, L);
@@ -968,7 +1046,7 @@ extern "C" int sample_optimized(const void *logits, klab_dtype dtype, int64_t V,
     sample_opt_gather_kernel<<<fast_chunks, OPT_THREADS, 0, stream>>>(logits, is_bf16, V, L);
     KLAB_CHECK_LAUNCH(err, ctx);
     snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d finish", (long long)V, params->top_k);
-    sample_opt_fast_finish_kernel<<<1, FIN_THREADS, FAST_SMEM_BYTES, stream>>>(*params, seed, step_dev, step, token_out, L);
+    sample_opt_fast_finish_kernel<<<1, FIN_THREADS, FAST_SMEM_BYTES, stream>>>(*params, seed, step_dev, step, token_out, L, 0u);
     KLAB_CHECK_LAUNCH(err, ctx);
     if (probs_out) {  // without probs the finisher wrote the token, the greedy argmax included
       snprintf(ctx, sizeof ctx, "sample optimized V=%lld top-k %d probs", (long long)V, params->top_k);
