@@ -19,7 +19,7 @@ static const struct {
   const char *name;
   embedding_fn fn;
   int vector_only; /* declines H % 8 != 0 and unaligned out (must return -1 there) */
-} variants[] = {{"naive", embedding_naive, 0}, {"optimized", embedding_optimized, 0}, {"bulk", embedding_bulk, 1}};
+} variants[] = {{"naive", embedding_naive, 0}, {"optimized", embedding_optimized, 0}, {"cached", embedding_cached, 0}};
 enum { NVARIANTS = 3 };
 
 enum { GUARD = 64 }; /* bf16 elements of sentinel after out (and before it, for the unaligned case) */

@@ -1,6 +1,6 @@
-// Shared-memory mbarriers and the Hopper bulk-copy (TMA) engine, as used by the kernels that stream their
-// operands through a shared-memory ring: gemm's wgmma kernel (2-D tensor copies) and the 1-D bulk-copy
-// kernels of gemv and embedding. All addresses are shared-window addresses (__cvta_generic_to_shared).
+// Shared-memory mbarriers for kernels that stream operands through a shared-memory ring filled by the Hopper
+// bulk-copy (TMA) engine (gemm's wgmma kernel). All addresses are shared-window addresses
+// (__cvta_generic_to_shared).
 // sm_90 and later only; the bodies are empty in the host pass and for older architectures.
 #ifndef KLAB_KERNELS_COMMON_MBARRIER_CUH
 #define KLAB_KERNELS_COMMON_MBARRIER_CUH
@@ -63,56 +63,6 @@ static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) 
     asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
     if (now - start > KLAB_MBAR_WAIT_LIMIT_NS) __trap();
   }
-#endif
-}
-// 1-D bulk copy global -> shared, completion counted in bytes on bar. bytes, src and dst: multiples of 16.
-static __device__ __forceinline__ void bulk_load_1d(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-#endif
-}
-// The same with an L2 evict-first policy: data read exactly once (weights streamed past a 50 MB L2).
-static __device__ __forceinline__ void bulk_load_1d_evict_first(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;\n" ::"r"(dst),
-      "l"(src), "r"(bytes), "r"(bar), "l"(policy)
-      : "memory");
-#endif
-}
-// 1-D bulk copy shared -> global, tracked by bulk groups of the issuing thread (bulk_commit / bulk_wait_read).
-static __device__ __forceinline__ void bulk_store_1d(void *dst, uint32_t src, uint32_t bytes) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes) : "memory");
-#endif
-}
-static __device__ __forceinline__ void bulk_commit(void) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-#endif
-}
-// Wait until at most N of this thread's committed bulk groups still read shared memory (their source may
-// then be overwritten).
-template <int N>
-static __device__ __forceinline__ void bulk_wait_read(void) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
-#endif
-}
-// Wait until every committed bulk group of this thread has completed (its global writes are done).
-static __device__ __forceinline__ void bulk_wait_all(void) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
-#endif
-}
-// Generic-proxy writes to shared memory made visible to the async proxy (before a bulk store reads them).
-static __device__ __forceinline__ void fence_proxy_async_shared(void) {
-#ifdef KLAB_MBAR_DEVICE_OK
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 #endif

@@ -19,24 +19,14 @@ int embedding_optimized(const int32_t *ids, const uint16_t *table, uint16_t *out
 /* Candidates measured beside `optimized` (EXTRA variants in op.c; same contract and prototype):
  *   embedding_vpl4    the optimized segment kernel with 4 vectors per lane per task (smaller tasks, more of them)
  *   embedding_vpl16   ... with 16 vectors per lane per task (H <= 4096 is one task per row)
- *   embedding_stream  optimized with streaming cache hints (__ldcs loads, __stcs stores)
- *   embedding_stream_ld  optimized with evict-first loads only (__ldcs), plain stores (out stays in L2 for the next op)
+ *   embedding_cached  optimized without the evict-first hints (__ldcg loads, plain stores): the previous optimized
  *   embedding_v1      the previous optimized kernel: warp per row, 8 vectors per lane per step, capped grid */
 int embedding_vpl4(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
                    int64_t H, cudaStream_t stream, klab_err *err);
 int embedding_vpl16(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
                     int64_t H, cudaStream_t stream, klab_err *err);
-int embedding_stream(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
+int embedding_cached(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
                      int64_t H, cudaStream_t stream, klab_err *err);
-int embedding_stream_ld(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T,
-                        int64_t V, int64_t H, cudaStream_t stream, klab_err *err);
-/*   embedding_bulk    rows copied global -> shared -> global by 1-D bulk copies (TMA) through a ring of row slots,
- *                     one driving thread per SM (kernels/embedding/bulk.cu); H % 8 == 0, H <= KLAB_EMBEDDING_BULK_MAX_H,
- *                     table and out 16-byte aligned (embedding_bulk_supports says why not) */
-#define KLAB_EMBEDDING_BULK_MAX_H 12288
-int embedding_bulk(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
-                   int64_t H, cudaStream_t stream, klab_err *err);
-int embedding_bulk_supports(int64_t H, char *why, size_t n);
 int embedding_v1(const int32_t *ids, const uint16_t *table, uint16_t *out, int32_t *bad_ids, int64_t T, int64_t V,
                  int64_t H, cudaStream_t stream, klab_err *err);
 #ifdef __cplusplus

@@ -79,31 +79,21 @@ static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) {
   }
 RUN_CANDIDATE(vpl4)
 RUN_CANDIDATE(vpl16)
-RUN_CANDIDATE(stream)
+RUN_CANDIDATE(cached)
 RUN_CANDIDATE(v1)
-RUN_CANDIDATE(stream_ld)
-RUN_CANDIDATE(bulk)
-static int supports_bulk(const int64_t *s, char *why, size_t n) { return embedding_bulk_supports(s[D_H], why, n); }
-
 static const klab_variant naive = {"naive", KLAB_NAIVE, "block per token, scalar bf16 copies", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
                                        "warp per row segment, all <= 10 16-byte loads per lane in flight before the "
-                                       "stores, balanced grid, next id prefetched",
+                                       "stores, balanced grid, next id prefetched, evict-first hints",
                                        NULL, NULL, run_optimized};
 static const klab_variant vpl4 = {"vpl4", KLAB_EXTRA, "optimized with 4 vectors per lane per task (more, smaller tasks)",
                                   NULL, NULL, run_vpl4};
 static const klab_variant vpl16 = {"vpl16", KLAB_EXTRA, "optimized with 16 vectors per lane per task (92 registers)", NULL,
                                    NULL, run_vpl16};
-static const klab_variant stream = {"stream", KLAB_EXTRA, "optimized with evict-first hints (__ldcs loads, __stcs stores)",
-                                    NULL, NULL, run_stream};
-static const klab_variant stream_ld = {"stream_ld", KLAB_EXTRA, "optimized with evict-first loads (__ldcs), plain stores", NULL, NULL,
-                                       run_stream_ld};
+static const klab_variant cached = {"cached", KLAB_EXTRA, "previous optimized: the same kernel without the evict-first hints",
+                                    NULL, NULL, run_cached};
 static const klab_variant v1 = {"v1", KLAB_EXTRA, "previous optimized: warp per row, 8 + 2 loads per lane, capped grid",
                                 NULL, NULL, run_v1};
-
-static const klab_variant bulk = {"bulk", KLAB_EXTRA,
-                                  "rows via 1-D bulk copies (TMA) global -> shared -> global, ring of row slots, one driving thread per SM",
-                                  supports_bulk, NULL, run_bulk};
 
 static const klab_shape_preset presets[] = {
     {"decode qwen3-4b embed_tokens", {1, 151936, 2560}},
@@ -127,8 +117,8 @@ const klab_op klab_op_embedding = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 8,
-    .variants = {&naive, &optimized, &vpl4, &vpl16, &stream, &stream_ld, &v1, &bulk},
+    .nvariants = 6,
+    .variants = {&naive, &optimized, &vpl4, &vpl16, &cached, &v1},
     .npresets = 4,
     .presets = presets,
 };

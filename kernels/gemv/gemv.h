@@ -38,17 +38,6 @@ int gemv_cc_xs_b4(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, 
 int gemv_mma(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, cudaStream_t stream, klab_err *err);
 int gemv_mma_xs(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, cudaStream_t stream, klab_err *err);
 int gemv_mma_pf(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, cudaStream_t stream, klab_err *err);
-/* bulk      W streamed into a shared-memory ring by 1-D bulk copies (TMA), ~16 KiB stages of whole rows, one
- *           producer thread and 16 consumer warps per SM (kernels/gemv/bulk.cu); M <= 4, K % 256 == 0
- * bulk32    the same with ~32 KiB stages */
-#define KLAB_GEMV_BULK_MAX_M 4
-#define KLAB_GEMV_BULK_STAGE 16384
-int gemv_bulk(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, cudaStream_t stream, klab_err *err);
-int gemv_bulk32(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, cudaStream_t stream, klab_err *err);
-int gemv_bulk_stage(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K, int stage_target,
-                    cudaStream_t stream, klab_err *err);
-/* 1 when the bulk kernel takes the shape at this stage target, else 0 with the reason in why. */
-int gemv_bulk_supports(int64_t M, int64_t N, int64_t K, int stage_target, char *why, size_t n);
 /* Vendor baselines. workspace may be NULL (cuBLAS then uses its own). */
 int gemv_cublas(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M, int64_t N, int64_t K,
                 void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);

@@ -101,13 +101,6 @@ RUN_CANDIDATE(cc_xs_b4)
 RUN_CANDIDATE(mma)
 RUN_CANDIDATE(mma_pf)
 RUN_CANDIDATE(mma_xs)
-RUN_CANDIDATE(bulk)
-RUN_CANDIDATE(bulk32)
-static int supports_bulk(const int64_t *s, char *why, size_t n) { return gemv_bulk_supports(s[D_M], s[D_N], s[D_K], KLAB_GEMV_BULK_STAGE, why, n); }
-static int supports_bulk32(const int64_t *s, char *why, size_t n) {
-  return gemv_bulk_supports(s[D_M], s[D_N], s[D_K], 2 * KLAB_GEMV_BULK_STAGE, why, n);
-}
-
 static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
                                        "dispatch: M=1 cc_xs (cc where x > 48 KiB), M>=2 mma_pf; scalar kernel for K%8 or unaligned",
@@ -124,9 +117,6 @@ static const klab_variant mma = {"mma", KLAB_EXTRA, "mma.sync, 16 W rows as A, s
 static const klab_variant mma_pf = {"mma_pf", KLAB_EXTRA, "mma with the L2::256B prefetch hint on W loads", supports_mma, NULL, run_mma_pf};
 static const klab_variant mma_xs = {"mma_xs", KLAB_EXTRA, "mma_pf with x staged in shared memory (M*(K+8)*2 <= 40 KiB, M>8: 32 KiB)", supports_mma_xs, NULL,
                                     run_mma_xs};
-static const klab_variant bulk = {"bulk", KLAB_EXTRA, "W via 1-D bulk copies (TMA) into a ~200 KiB shared-memory ring, 16 KiB stages, 1 block/SM (M<=4, K%256==0)",
-                                  supports_bulk, NULL, run_bulk};
-static const klab_variant bulk32 = {"bulk32", KLAB_EXTRA, "bulk with 32 KiB stages", supports_bulk32, NULL, run_bulk32};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
 
@@ -153,8 +143,8 @@ const klab_op klab_op_gemv = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 13,
-    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs, &bulk, &bulk32},
+    .nvariants = 11,
+    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs},
     .npresets = 10,
     .presets = presets,
 };
