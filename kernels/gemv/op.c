@@ -103,7 +103,7 @@ RUN_CANDIDATE(mma_pf)
 RUN_CANDIDATE(mma_xs)
 static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "dispatch: M=1 cc_xs (cc where x > 48 KiB), M>=2 mma_pf; scalar kernel for K%8 or unaligned",
+                                       "dispatch: M=1 mma_pf (N,K <= 4096) or v3; M>=2 mma_xs (K <= 3072, N > 4096) or mma_pf; scalar kernel for K%8 or unaligned",
                                        NULL, NULL, run_optimized};
 static const klab_variant v3 = {"v3", KLAB_EXTRA, "previous optimized: split-K CUDA cores (M=1), x-as-A mma.sync (M>=2)", NULL, NULL, run_v3};
 static const klab_variant cc = {"cc", KLAB_EXTRA, "CUDA cores, warp per row, persistent grid, 2 stages of W in flight; x via L1 (M<=4)",

@@ -646,12 +646,14 @@ extern "C" int gemv_optimized(const uint16_t *x, const uint16_t *W, uint16_t *y,
   }
   // Dispatch from the round-4 measurements (docs/ops/gemv.md, H100): at M = 1 the persistent tensor-core
   // kernel wins on the small square-ish matrices (4B o: 72.6% of the read ceiling vs v3's 60.5%; 8B o 83.1
-  // vs 73.3) and v3 everywhere else (4B gate|up 94.0, down 83.6, lm_head 101.5); at M >= 2 mma with x in
-  // shared memory where x fits (except the small o-like matrices, where mma_pf wins), else mma_pf.
+  // vs 73.3) and v3 everywhere else (4B gate|up 94.0, down 83.6, lm_head 101.5); at M >= 2 see below.
   if (M == 1) {
     if (N <= 4096 && K <= 4096) return run_mma<true, false>("optimized (mma_pf)", x, W, y, M, N, K, stream, err);
     return gemv_v3(x, W, y, M, N, K, stream, err);
   }
-  if (!(N <= 4096 && K <= 4096) && M * (K / 8 + 1) * 16 <= KLAB_GEMV_MMA_XS_MAX_BYTES(M)) return run_mma<true, true>("optimized (mma_xs)", x, W, y, M, N, K, stream, err);
+  // M >= 2 (H100, commit aabedd1, 4B and 8B projections at M = 2..16, results/ops-h100-aabedd1/gemv-batched.csv):
+  // x in shared memory wins only at K <= 2560 with N > 4096 (4B qkv, gate|up at M = 2, 4); at K >= 4096 mma_pf
+  // is 2-7% faster (M=2 down 20.1 vs 21.6 us, M=4 8B qkv 19.1 vs 20.4 us).
+  if (K <= 3072 && N > 4096 && M * (K / 8 + 1) * 16 <= KLAB_GEMV_MMA_XS_MAX_BYTES(M)) return run_mma<true, true>("optimized (mma_xs)", x, W, y, M, N, K, stream, err);
   return run_mma<true, false>("optimized (mma_pf)", x, W, y, M, N, K, stream, err);
 }
