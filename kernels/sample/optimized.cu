@@ -781,6 +781,39 @@ static __device__ void fast_decide(const uint32_t *cnt, uint32_t rem, fast_share
   }
 }
 
+// Radix select of the rem-th largest among `bin` candidates whose keys match prefix under mask, the bits
+// below hi not fixed yet: a pass per digit (8 bits, or the hi < 8 that remain), each counting the matching
+// keys' digit (count_keys(cnt, prefix, mask, shift, dmask): every thread its own share, shared atomics),
+// then warp 0 picks the bin. Stops once rem == bin (the whole matching set is inside the selection, so
+// {key >= prefix} with the unfixed bits 0 is exactly it) or when every bit is fixed (keys are distinct: a
+// full-mask bin holds one key). Called by every thread of the block; cnt[0] must be zero on entry.
+typedef struct {
+  uint64_t prefix, mask;
+  uint32_t rem, bin;
+  int hi;
+} radix_state;
+
+template <class CountKeys>
+static __device__ __forceinline__ void radix_select(fast_shared *sh, radix_state &r, CountKeys count_keys) {
+  for (int pass = 0; r.hi > 0 && r.rem != r.bin; pass++) {
+    const int width = r.hi < 8 ? r.hi : 8, shift = r.hi - width;
+    const uint64_t dmask = (1ull << width) - 1;
+    r.hi = shift;
+    uint32_t *cnt = sh->cnt[pass & 1];
+    count_keys(cnt, r.prefix, r.mask, shift, dmask);
+    // The other buffer was last read by warp 0's decision of the previous pass, before its second barrier.
+    for (int x = threadIdx.x; x < 256; x += blockDim.x) sh->cnt[(pass + 1) & 1][x] = 0;
+    __syncthreads();
+    if (threadIdx.x < 32) fast_decide(cnt, r.rem, sh, pass & 1);
+    __syncthreads();
+    // Read before the next pass's first barrier; the next decision writes the other slot.
+    r.rem -= sh->dec_before[pass & 1];
+    r.bin = sh->dec_cnt[pass & 1];
+    r.prefix |= (uint64_t)sh->dec_digit[pass & 1] << shift;
+    r.mask |= dmask << shift;
+  }
+}
+
 // ---- 2l: local top k (top_k <= LOCAL_MAX_K): replaces stats, count and gather ----
 // Block b (OPT_CHUNK logits) writes its maximum composite to partials[b] (the stats every later kernel
 // derives; the launcher takes this path only when the grid has exactly stats_blocks blocks) and its own k
@@ -809,24 +842,13 @@ __global__ void __launch_bounds__(OPT_THREADS) sample_opt_local_kernel(const voi
   best = sample_block_max_u64(best, sh.red);  // its barriers also publish the cleared bins
   if (threadIdx.x == 0) L.partials[blockIdx.x] = best;
   const uint32_t kb = k < n ? k : n;
-  uint64_t prefix = 0, mask = 0;
-  uint32_t rem = kb, bin = n;
-  for (int hi = 64, pass = 0; hi > 0 && rem != bin; pass++) {
-    const int shift = hi - 8;
-    hi = shift;
-    uint32_t *cnt = sh.cnt[pass & 1];
+  radix_state r = {0, 0, kb, n, 64};
+  radix_select(&sh, r, [&](uint32_t *cnt, uint64_t prefix, uint64_t mask, int shift, uint64_t dmask) {
 #pragma unroll
     for (int e = 0; e < OPT_ELEMS; e++)
-      if (valid[e] && (key[e] & mask) == prefix) atomicAdd(&cnt[(key[e] >> shift) & 0xff], 1u);
-    for (int x = threadIdx.x; x < 256; x += blockDim.x) sh.cnt[(pass + 1) & 1][x] = 0;
-    __syncthreads();
-    if (threadIdx.x < 32) fast_decide(cnt, rem, &sh, pass & 1);
-    __syncthreads();
-    rem -= sh.dec_before[pass & 1];
-    bin = sh.dec_cnt[pass & 1];
-    prefix |= (uint64_t)sh.dec_digit[pass & 1] << shift;
-    mask |= 0xffull << shift;
-  }
+      if (valid[e] && (key[e] & mask) == prefix) atomicAdd(&cnt[(key[e] >> shift) & dmask], 1u);
+  });
+  const uint64_t prefix = r.prefix;
   // Exactly kb keys are >= prefix (composites are distinct).
   uint64_t *out = L.part_key + (int64_t)blockIdx.x * k;
 #pragma unroll
@@ -869,29 +891,15 @@ sample_opt_fast_finish_kernel(ref_sample_params p, uint64_t seed, const int32_t 
   // its unfixed bits 0) is exactly the top k: that ends the search early (at the start when C == k), and the
   // last pass always ends it (keys are distinct, so a full-mask bin holds one key).
   // The local path starts with no bits fixed (hi = 64): passes at 56, 48, ..., 0.
-  uint64_t prefix = local_C ? 0 : *L.fast_thresh, mask = local_C ? 0 : (uint64_t)(NBUCKETS - 1) << BUCKET_SHIFT;
-  uint32_t rem = k - above, bin = C - above;
-  int hi = local_C ? 64 : BUCKET_SHIFT;  // bits below hi are not fixed yet
-  for (int pass = 0; hi > 0 && rem != bin; pass++) {
-    const int width = hi < 8 ? hi : 8, shift = hi - width;
-    const uint64_t dmask = (1ull << width) - 1;
-    hi = shift;
-    uint32_t *cnt = sh.cnt[pass & 1];
+  radix_state r = {local_C ? 0 : *L.fast_thresh, local_C ? 0 : (uint64_t)(NBUCKETS - 1) << BUCKET_SHIFT, k - above, C - above,
+                   local_C ? 64 : BUCKET_SHIFT};
+  radix_select(&sh, r, [&](uint32_t *cnt, uint64_t prefix, uint64_t mask, int shift, uint64_t dmask) {
     for (uint32_t j = threadIdx.x; j < C; j += blockDim.x) {
       const uint64_t key = cand[j];
       if ((key & mask) == prefix) atomicAdd(&cnt[(key >> shift) & dmask], 1u);
     }
-    // The other buffer was last read by warp 0's decision of the previous pass, before its second barrier.
-    for (int x = threadIdx.x; x < 256; x += blockDim.x) sh.cnt[(pass + 1) & 1][x] = 0;
-    __syncthreads();
-    if (threadIdx.x < 32) fast_decide(cnt, rem, &sh, pass & 1);
-    __syncthreads();
-    // Read before the next pass's first barrier; the next decision writes the other slot.
-    rem -= sh.dec_before[pass & 1];
-    bin = sh.dec_cnt[pass & 1];
-    prefix |= (uint64_t)sh.dec_digit[pass & 1] << shift;
-    mask |= dmask << shift;
-  }
+  });
+  const uint64_t prefix = r.prefix;
 
   // The top k, unordered; bitonic padding (key 0 is below every composite: the smallest order key is -inf's).
   uint32_t P = 1;
