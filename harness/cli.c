@@ -62,7 +62,9 @@ static void usage_run(const char *cmd, FILE *f) {
             "  --peaks FILE  measured ceilings (default results/peaks/<gpu>.json; `klab peaks` makes it)\n"
             "  --graph       time replays of a CUDA graph of each launch\n"
             "  --max-noise X stop when the relative standard error of the mean is below X (default 0.005)\n"
-            "  --min-samples N / --max-samples N / --max-seconds S   sampling bounds (default 50 / 2000 / 3)\n"
+            "  --min-samples N / --max-samples N / --max-seconds S   sampling bounds per round (default 50 / 2000 / 3)\n"
+            "  --rounds N    time every variant N times in alternating order, pooling the samples (default 1):\n"
+            "                clock and temperature drift then falls on every variant alike\n"
             "exit status: 0 every variant passed (or declined the shape), 1 a variant failed, 2 usage or error\n");
   else
     fprintf(f, "exit status: 0 every variant passed (or declined the shape), 1 a variant failed, 2 usage or error\n");
@@ -113,6 +115,7 @@ static int parse_run_args(int argc, char **argv, int bench, cli_opts *o) {
     else if (bench && strcmp(a, "--min-samples") == 0) { if (parse_int(a, v, 1, 1000000, &n)) return -1; o->run.min_samples = (int)n; i++; }
     else if (bench && strcmp(a, "--max-samples") == 0) { if (parse_int(a, v, 1, 1000000, &n)) return -1; o->run.max_samples = (int)n; i++; }
     else if (bench && strcmp(a, "--max-seconds") == 0) { if (parse_double(a, v, 0.001, 3600, &o->run.max_seconds)) return -1; i++; }
+    else if (bench && strcmp(a, "--rounds") == 0) { if (parse_int(a, v, 1, 100, &n)) return -1; o->run.rounds = (int)n; i++; }
     else { fprintf(stderr, "klab %s: unknown option '%s' (see klab %s --help)\n", cmd, a, cmd); return -1; }
   }
   if (!o->op) { fprintf(stderr, "klab %s: which op? (see `klab list`)\n", cmd); usage_run(cmd, stderr); return -1; }

@@ -27,6 +27,7 @@ void klab_run_opts_default(klab_run_opts *o) {
   o->max_samples = 2000;
   o->max_seconds = 3.0;
   o->warmup_ms = 25.0;
+  o->rounds = 1;
 }
 
 int klab_have_gpu(char *why, size_t len) {
@@ -269,19 +270,18 @@ static int launch_copy(shape_state *s, const klab_variant *v, const graph_set *g
   return v->launch(&a, s->stream, err);
 }
 
-/* Time one variant; fills the timing columns of r. */
-static int time_variant(shape_state *s, const klab_variant *v, void *ws, size_t ws_bytes, const klab_run_opts *o, klab_result *r, klab_err *err) {
+/* Time one variant for one round: appends at most o->max_samples CUPTI (or event) samples to samples and
+ * event samples to ev_samples, and adds their count to *count. */
+static int time_variant(shape_state *s, const klab_variant *v, void *ws, size_t ws_bytes, const klab_run_opts *o, double *samples,
+                        double *ev_samples, int *count, klab_err *err) {
   static uint64_t next_id = 1;
   enum { BATCH = 64 };
   int rc = -1;
   cudaEvent_t ev[2 * BATCH];
   int nev = 0;
-  double *samples = malloc((size_t)o->max_samples * sizeof *samples);
-  double *ev_samples = malloc((size_t)o->max_samples * sizeof *ev_samples);
   graph_set g = {0};
   int n = 0, copy = 0;
   int use_cupti = klab_cupti_active();
-  if (!samples || !ev_samples) { klab_fail(err, "out of memory"); goto done; }
   for (; nev < 2 * BATCH; nev++)
     if (cudaEventCreate(&ev[nev]) != cudaSuccess) { klab_fail(err, "cudaEventCreate failed"); goto done; }
   if (o->use_graph && capture_graphs(s, v, ws, ws_bytes, &g, err)) goto done;
@@ -332,18 +332,59 @@ static int time_variant(shape_state *s, const klab_variant *v, void *ws, size_t 
     if (n >= o->min_samples && klab_rel_stderr(samples, n) < o->max_noise) break;
     if (now_s() - t0 > o->max_seconds) break;
   }
-  klab_stats st, est;
-  klab_stats_compute(samples, n, &st);
-  klab_stats_compute(ev_samples, n, &est);
-  r->median_us = st.median, r->p10_us = st.p10, r->p90_us = st.p90, r->mean_us = st.mean, r->n = n;
-  r->event_median_us = est.median;
-  snprintf(r->timer, sizeof r->timer, "%s%s", use_cupti ? "cupti" : "events", o->use_graph ? "+graph" : "");
+  *count += n;
   rc = 0;
 done:
   for (int i = 0; i < nev; i++) cudaEventDestroy(ev[i]);
   free_graphs(&g);
-  free(samples);
-  free(ev_samples);
+  return rc;
+}
+
+/* Time every passing variant over o->rounds rounds (forward order in even rounds, backward in odd ones) and
+ * fill the timing columns of their rows from the pooled samples. A timing error marks that row ERROR. */
+static int time_variants(shape_state *s, const klab_variant *const *vs, int nv, void **ws, const size_t *ws_bytes,
+                         const klab_run_opts *o, klab_result *rows, klab_err *err) {
+  const int rounds = o->rounds > 0 ? o->rounds : 1;
+  const size_t cap = (size_t)rounds * (size_t)o->max_samples;
+  double *samples[KLAB_MAX_VARIANTS] = {0}, *ev_samples[KLAB_MAX_VARIANTS] = {0};
+  int count[KLAB_MAX_VARIANTS] = {0};
+  int rc = -1;
+  for (int i = 0; i < nv; i++) {
+    if (rows[i].status != KLAB_PASS) continue;
+    samples[i] = malloc(cap * sizeof(double));
+    ev_samples[i] = malloc(cap * sizeof(double));
+    if (!samples[i] || !ev_samples[i]) { klab_fail(err, "out of memory for %zu timing samples", cap); goto done; }
+  }
+  for (int round = 0; round < rounds; round++) {
+    for (int k = 0; k < nv; k++) {
+      const int i = round % 2 ? nv - 1 - k : k;
+      klab_result *r = &rows[i];
+      if (r->status != KLAB_PASS) continue;
+      char label[256];
+      snprintf(label, sizeof label, "time %s %s %s round %d", s->op->name, s->shape_text, vs[i]->name, round + 1);
+      nvtxRangePushA(label);
+      klab_err terr = {{0}};
+      int t = time_variant(s, vs[i], ws[i], ws_bytes[i], o, samples[i] + count[i], ev_samples[i] + count[i], &count[i], &terr);
+      nvtxRangePop();
+      if (t) {
+        r->status = KLAB_ERROR;
+        snprintf(r->note, sizeof r->note, "timing: %s", terr.msg);
+      }
+    }
+  }
+  for (int i = 0; i < nv; i++) {
+    klab_result *r = &rows[i];
+    if (r->status != KLAB_PASS) continue;
+    klab_stats st, est;
+    klab_stats_compute(samples[i], count[i], &st);
+    klab_stats_compute(ev_samples[i], count[i], &est);
+    r->median_us = st.median, r->p10_us = st.p10, r->p90_us = st.p90, r->mean_us = st.mean, r->n = count[i];
+    r->event_median_us = est.median;
+    snprintf(r->timer, sizeof r->timer, "%s%s", klab_cupti_active() ? "cupti" : "events", o->use_graph ? "+graph" : "");
+  }
+  rc = 0;
+done:
+  for (int i = 0; i < nv; i++) free(samples[i]), free(ev_samples[i]);
   return rc;
 }
 
@@ -455,20 +496,7 @@ int klab_run_shape(const klab_op *op, const int64_t *shape, const klab_run_opts 
     int any_pass = 0;
     for (int i = 0; i < nv; i++) any_pass |= rows[i].status == KLAB_PASS;
     if (any_pass && make_copies(&s, dev.l2_bytes, err)) goto done;
-    for (int i = 0; i < nv; i++) {
-      klab_result *r = &rows[i];
-      if (r->status != KLAB_PASS) continue;
-      char label[256];
-      snprintf(label, sizeof label, "time %s %s %s", op->name, s.shape_text, vs[i]->name);
-      nvtxRangePushA(label);
-      klab_err terr = {{0}};
-      int t = time_variant(&s, vs[i], ws[i], ws_bytes[i], o, r, &terr);
-      nvtxRangePop();
-      if (t) {
-        r->status = KLAB_ERROR;
-        snprintf(r->note, sizeof r->note, "timing: %s", terr.msg);
-      }
-    }
+    if (time_variants(&s, vs, nv, ws, ws_bytes, o, rows, err)) goto done;
     /* Re-check on new inputs: catches results cached from the gate or stale outputs. */
     uint64_t seed = o->seed + 1000003ull;
     int dist = KLAB_DIST_OUTLIERS;

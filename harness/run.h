@@ -16,6 +16,9 @@ typedef struct {
   int min_samples, max_samples;
   double max_seconds;    /* time cap per variant (wall) */
   double warmup_ms;      /* warm-up time per variant */
+  int rounds;            /* timing rounds (>= 1): every round times each passing variant once more (the sample
+                          * bounds above apply per round), in alternating order, and the statistics pool all
+                          * rounds; so slow drift (clocks, temperature) falls on every variant alike */
   int verbose;
 } klab_run_opts;
 

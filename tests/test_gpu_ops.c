@@ -131,6 +131,15 @@ static void test_timing(void) {
              rows[i].event_median_us, rows[i].n, rows[i].timer);
     }
   }
+  /* Rounds: every variant is timed once per round and the samples are pooled (30 per round here). */
+  o.use_graph = 0;
+  o.rounds = 3;
+  o.min_samples = o.max_samples = 30;
+  int rc = klab_run_shape(op, shape, &o, NULL, rows, &n, &err);
+  CHECK_MSG(rc == 0, "run in rounds: %s", rc < 0 ? err.msg : "a variant failed");
+  for (int i = 0; i < n; i++)
+    CHECK_MSG(rows[i].status == KLAB_PASS && rows[i].n == 90 && rows[i].median_us > 0, "%s: %d samples over 3 rounds of 30 (%s)",
+              rows[i].variant, rows[i].n, rows[i].note);
 }
 
 int main(void) {
