@@ -72,7 +72,8 @@ static void test_paths(void) {
       {2048, 2568, 136}, /* BN=128: 336 tiles > SMs (persistent, 6-stage ring wraps across tiles), k-blocks 3 (tail 8) */
       {4000, 4000, 120}, /* BN=256: 512 tiles, 4-stage ring, M tail 32 (one consumer all out of range), N tail 160 */
       {1000, 2568, 200}, /* BN=256 single partial wave, k tail 8 */
-      {129, 1001, 8},    /* odd N: element-wise stores; K < 64: one zero-filled k-block */
+      {300, 2560, 72},   /* 3 tile rows: a 2-CTA cluster's second row lies outside M (its TMA-store boxes are skipped) */
+      {129, 1001, 8},    /* odd N: direct (element-wise) stores instead of TMA stores; K < 64: one zero-filled k-block */
       {64, 8, 4104},     /* N far below the tile; 65 k-blocks */
       {7, 136, 2568},    /* decode-like M */
       {1, 1, 8},         /* the smallest runnable shape */

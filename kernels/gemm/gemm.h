@@ -24,22 +24,19 @@ int gemm_mma(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64
              void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
 /* Hopper (sm_90a): wgmma + TMA + mbarrier ring, one producer warpgroup and two consumer warpgroups,
- * persistent over the SMs. Needs K % 8 == 0 and 16-byte aligned A and W (TMA row strides and
- * addresses); any M, N; tails are zero-filled by TMA and masked in the store. */
+ * persistent over the SMs; tile width 128, 160, 192 or 256 chosen to minimise estimated waves x tile cost
+ * (docs/ops/gemm.md); C leaves through shared memory and TMA stores when N % 8 == 0 and C is 16-byte
+ * aligned (else direct masked stores). Needs K % 8 == 0 and 16-byte aligned A and W (TMA row strides and
+ * addresses); any M, N; tails are zero-filled by the TMA loads and clipped or masked in the store. */
 int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                    void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
-/* The `optimized` kernel with the tile width chosen among 128, 160, 192 and 256 (not only 128 / 256) to
- * minimise estimated waves x tile cost: 192 for N = 6144 at M = 512, 160 for N = 2560 at M = 2048, ...
- * (docs/ops/gemm.md). Same shape rules and alignment as gemm_optimized; no workspace. */
-int gemm_wgmma_tuned(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                     void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 /* The `optimized` kernel at a fixed tile width tile_n (128, 160, 192 or 256; others are rejected), for
  * measuring the widths against each other. Same shape rules and alignment as gemm_optimized. */
 int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
                      void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
-/* gemm_wgmma_tuned's kernel and tile width, launched as 2-CTA clusters: the two CTAs of a cluster compute
+/* gemm_optimized's kernel and tile width, launched as 2-CTA clusters: the two CTAs of a cluster compute
  * vertically adjacent tiles and each loads half of their shared W tile, TMA-multicast into both (a third
  * less L2->SM traffic per tile pair). Same shape rules and alignment as gemm_optimized; no workspace. */
 int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,

@@ -57,7 +57,6 @@ static size_t vendor_ws(const int64_t *s) { return gemm_workspace_bytes(s[D_M], 
 static int run_naive(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_naive(GEMM_ARGS(a), st, err); }
 static int run_mma(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_mma(GEMM_ARGS(a), st, err); }
 static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_optimized(GEMM_ARGS(a), st, err); }
-static int run_wgmma_tuned(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_tuned(GEMM_ARGS(a), st, err); }
 static int run_wgmma_mc2(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_mc2(GEMM_ARGS(a), st, err); }
 #define WGMMA_WIDTH_ARGS(a) (a)->t[A], (a)->t[W], (a)->t[C], (a)->shape[D_M], (a)->shape[D_N], (a)->shape[D_K]
 static int run_wgmma_n160(const klab_args *a, cudaStream_t st, klab_err *err) {
@@ -74,18 +73,15 @@ static const klab_variant mma = {"mma", KLAB_OPTIMIZED,
                                  "mma.sync m16n8k16 + ldmatrix, 128x128x32 tiles, 8 warps, 4-stage cp.async ring",
                                  supports_mma, NULL, run_mma};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "sm_90a: TMA + mbarrier ring, producer + 2 consumer warpgroups, wgmma m64n256/128k16, persistent",
+                                       "sm_90a: TMA ring, producer + 2 consumer warpgroups, wgmma m64nBNk16 (BN 128..256 by waves), TMA-store epilogue, persistent",
                                        supports_optimized, NULL, run_optimized};
 /* EXTRA: the same kernel with more tile widths, to compare against `optimized` in one benchmark. */
-static const klab_variant wgmma_tuned = {"wgmma_tuned", KLAB_EXTRA,
-                                         "optimized's kernel, tile width picked from 128/160/192/256 by waves x tile cost",
-                                         supports_optimized, NULL, run_wgmma_tuned};
-static const klab_variant wgmma_n160 = {"wgmma_n160", KLAB_EXTRA, "optimized's kernel at a fixed 128x160 tile, 6 stages",
+static const klab_variant wgmma_n160 = {"wgmma_n160", KLAB_EXTRA, "optimized's kernel at a fixed 128x160 tile, 5 stages",
                                         supports_optimized, NULL, run_wgmma_n160};
 static const klab_variant wgmma_n192 = {"wgmma_n192", KLAB_EXTRA, "optimized's kernel at a fixed 128x192 tile, 5 stages",
                                         supports_optimized, NULL, run_wgmma_n192};
 static const klab_variant wgmma_mc2 = {"wgmma_mc2", KLAB_EXTRA,
-                                       "wgmma_tuned's kernel in 2-CTA clusters: vertical tile pairs, W tile TMA-multicast",
+                                       "optimized's kernel and widths in 2-CTA clusters: vertical tile pairs, W tile TMA-multicast",
                                        supports_optimized, NULL, run_wgmma_mc2};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
@@ -120,8 +116,8 @@ const klab_op klab_op_gemm = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 9,
-    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_tuned, &wgmma_mc2, &wgmma_n160, &wgmma_n192},
+    .nvariants = 8,
+    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n160, &wgmma_n192},
     .npresets = (int)(sizeof presets / sizeof presets[0]),
     .presets = presets,
 };

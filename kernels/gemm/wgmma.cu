@@ -11,23 +11,24 @@
 //  - warpgroups 1 and 2, the consumers (setmaxnreg.inc 232): rows 0-63 and 64-127 of the tile. Per
 //    k-block: wait "full", 4 x wgmma.mma_async m64nBNk16 (bf16 in, fp32 accumulators in registers),
 //    commit, wait until the previous k-block's group is done and arrive on its stage's "empty". After
-//    the last k-block of a tile: convert to bf16 and store straight from registers, masked at the M/N
-//    edges, while the producer already fills the ring with the next tile.
+//    the last k-block of a tile: convert to bf16 into a shared-memory buffer of C boxes that one thread
+//    hands to TMA stores, and go on with the next tile (the producer is already filling the ring for it).
 // Shared layout = TMA's 128-byte swizzle: each tile row is 64 bf16 = 128 bytes; within every 1024-byte
 // group of 8 rows, 16-byte chunk c of row r sits at chunk c ^ (r % 8). The wgmma descriptors describe
 // exactly that (K-major, swizzle mode 128B, 8-row groups 1024 bytes apart); stages are 1024-byte aligned
 // so the swizzle phase is the row index, and stepping k by 16 adds 32 bytes to the start address.
-// Tails: TMA zero-fills the parts of a box outside [rows, K] (and still counts the full box bytes), so
-// M, N and K tails need no special code until the masked store. TMA needs 16-byte row strides (K % 8
-// == 0) and 16-byte aligned base addresses.
-// BN (the tile width) is 256 (4 stages of 48 KiB) or 128 (6 stages of 32 KiB) in `optimized`: the launcher
-// takes 128 when 256-wide tiles would leave SMs idle (small M*N), see pick_bn(). `wgmma_tuned` may also
-// take 160 (6 x 36 KiB) or 192 (5 x 40 KiB) to fill the last wave (pick_bn_tuned()), and `wgmma_mc2` runs
+// Tails: TMA zero-fills the parts of a box outside [rows, K] (and still counts the full box bytes), and
+// clips the stored boxes at the edges of C, so M, N and K tails need no special code. TMA needs 16-byte
+// row strides (K % 8 == 0; N % 8 == 0 for the stores, else the direct masked stores) and 16-byte aligned
+// base addresses.
+// BN (the tile width) is 256 (4 stages of 48 KiB), 192 (5 x 40 KiB), 160 (5 x 36 KiB) or 128 (6 x 32 KiB):
+// the launcher takes the width with the fewest estimated waves x tile cost, see pick_bn(); `wgmma_mc2` runs
 // the same kernel as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
 #include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include <string.h>
 #include "kernels/gemm/gemm.h"
 #include "kernels/common/mbarrier.cuh"
 
@@ -39,17 +40,27 @@
 #define WG_PRODUCER_REGS 40
 #define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
 
+#define WG_EPI_BOX_COLS 32  // C is stored by TMA in boxes of 64 rows x 32 columns (64-byte rows, 64B swizzle)
+#define WG_EPI_BOX_BYTES (64 * WG_EPI_BOX_COLS * 2)
+
 template <int BN>
 struct wg_config {
-  // As many stages as fit in 227 KiB next to nothing else: 4 x 48 KiB (256), 5 x 40 KiB (192), 6 x 36 KiB
+  // The ring takes what the epilogue buffer leaves of 227 KiB: 4 x 48 KiB (256), 5 x 40 KiB (192), 5 x 36 KiB
   // (160), 6 x 32 KiB (128).
   static_assert(BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
-  static constexpr int STAGES = BN == 256 ? 4 : BN == 192 ? 5 : 6;
+  static constexpr int STAGES = BN == 256 ? 4 : BN == 128 ? 6 : 5;
   static constexpr int A_BYTES = WG_BM * WG_BK * 2;  // 16 KiB
   static constexpr int B_BYTES = BN * WG_BK * 2;     // 32 or 16 KiB
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
-  // 1024 bytes of slack to align the ring to the swizzle period, the ring, then full[] and empty[] barriers.
-  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + 2 * STAGES * 8;
+  // Epilogue buffer per consumer warpgroup, in C boxes of 64 x 32: its 64 x BN part of the tile goes out in
+  // BN / 32 boxes, EPI_BOXES at a time (rounds): 256: 4 of 8 (2 rounds), 192: 3 of 6 (2), 160: 5 (1), 128: 4 (1).
+  static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : 4;
+  static constexpr int EPI_ROUNDS = BN / WG_EPI_BOX_COLS / EPI_BOXES;
+  static_assert(EPI_ROUNDS * EPI_BOXES * WG_EPI_BOX_COLS == BN, "the epilogue rounds cover the tile width");
+  static constexpr int EPI_BYTES = 2 * EPI_BOXES * WG_EPI_BOX_BYTES;
+  // 1024 bytes of slack to align the ring to the swizzle period, the ring, the epilogue buffers, then full[]
+  // and empty[] barriers.
+  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8;
 };
 static_assert(wg_config<256>::SMEM_BYTES <= 227 * 1024, "BN=256 ring exceeds the 227 KiB opt-in shared memory");
 static_assert(wg_config<128>::SMEM_BYTES <= 227 * 1024, "BN=128 ring exceeds the 227 KiB opt-in shared memory");
@@ -80,13 +91,13 @@ static __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const
       "l"(reinterpret_cast<uint64_t>(map)), "r"(k0), "r"(row0), "r"(bar), "h"(cta_mask)
       : "memory");
 }
-// Arrive (release at cluster scope) on the mbarrier at shared offset bar of CTA `rank` of this cluster.
+// Arrive on the mbarrier at shared offset bar of CTA `rank` of this cluster (default semantics: release, CTA scope).
 static __device__ __forceinline__ void mbar_arrive_in_cta(uint32_t bar, uint32_t rank) {
   asm volatile(
       "{\n"
       ".reg .b32 remote;\n"
       "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
       "}\n" ::"r"(bar), "r"(rank)
       : "memory");
 }
@@ -108,6 +119,23 @@ static __device__ __forceinline__ uint32_t cluster_count() {
 // Every thread of every CTA of the cluster: arrive (release) and wait (acquire).
 static __device__ __forceinline__ void cluster_sync_all() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+// TMA store of the box at (col0, row0) of C's tensor map from shared memory (bulk-group completion).
+static __device__ __forceinline__ void tma_store_2d(const CUtensorMap *map, uint32_t src, int col0, int row0) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"(reinterpret_cast<uint64_t>(map)),
+               "r"(col0), "r"(row0), "r"(src)
+               : "memory");
+}
+static __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// This thread's committed bulk stores have finished reading shared memory (they may still be writing global).
+static __device__ __forceinline__ void bulk_wait_read_all() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+static __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+// Generic-proxy writes to shared memory become visible to the async proxy (the TMA store that reads them).
+static __device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Barrier over the 128 threads of one consumer warpgroup (ids 1 and 2; 0 is __syncthreads).
+static __device__ __forceinline__ void warpgroup_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+static __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
 static __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 static __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -288,14 +316,18 @@ static __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int ti
   *tn = local / rows_in_group;
 }
 
-// A consumer warp is done reading a stage: arrive on its "empty" barrier in this CTA and, in a cluster,
-// in the peer. The local arrival comes first and the remote one releases at cluster scope, so the peer
-// cannot observe this warp's release (and start the chain that ends in its next arrival here) before
-// the local arrival has counted: no arrival of a later fill can complete an earlier phase.
+// A consumer warp is done reading a stage (its wgmma group has completed): lane 0 arrives on the stage's
+// "empty" barrier in this CTA and, in a cluster, lane 1 on the peer's, in parallel. Plain (CTA-scope)
+// arrivals suffice: a later fill of a stage can only be consumed after both producers saw that stage's
+// previous phase complete, so no arrival can count toward the wrong phase whatever the order in which the
+// two arrivals land. A cluster-scope release here costs a memory fence per k-block (measured: see
+// docs/ops/gemm.md, step 6b).
 template <int CLUSTER>
-static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int rank) {
-  mbar_arrive(empty_bar);
-  if constexpr (CLUSTER == 2) mbar_arrive_in_cta(empty_bar, (uint32_t)(rank ^ 1));
+static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int rank, int lane) {
+  if (lane == 0) mbar_arrive(empty_bar);
+  if constexpr (CLUSTER == 2) {
+    if (lane == 1) mbar_arrive_in_cta(empty_bar, (uint32_t)(rank ^ 1));
+  }
 }
 
 #endif  // WG_DEVICE_OK
@@ -312,7 +344,8 @@ static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int ran
 template <int BN, int CLUSTER>
 __global__ void __launch_bounds__(WG_THREADS, 1)
 gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
-                  __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K, int tiles_m, int tiles_n, int pair_ok) {
+                  const __grid_constant__ CUtensorMap map_c, __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K,
+                  int tiles_m, int tiles_n, int pair_ok, int tma_store) {
 #ifdef WG_DEVICE_OK
   using cfg = wg_config<BN>;
   constexpr int STAGES = cfg::STAGES;
@@ -322,7 +355,8 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   const uint32_t base = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
   const uint32_t a_ring = base;                                  // STAGES x [128 rows x 128 B]
   const uint32_t b_ring = base + STAGES * cfg::A_BYTES;          // STAGES x [BN rows x 128 B]
-  const uint32_t bars = b_ring + STAGES * cfg::B_BYTES;          // full[STAGES], then empty[STAGES]
+  const uint32_t epi = b_ring + STAGES * cfg::B_BYTES;           // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
+  const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], then empty[STAGES]
   static_assert(CLUSTER == 1 || CLUSTER == 2, "CTA pairs at most");
   constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
   // Work units: tiles (CLUSTER 1) or vertical tile pairs (CLUSTER 2), walked by CTAs / clusters.
@@ -421,23 +455,68 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         wgmma_tile_k16<BN>(d, desc_a + 2 * kk, desc_b + 2 * kk);
       wgmma_commit();
       wgmma_wait_one_pending();
-      if (held >= 0 && lane == 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank);  // "empty": this warp is done with it
+      if (held >= 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // "empty": this warp is done with it
       held = stage;
       if (++stage == STAGES) stage = 0, phase ^= 1;
     }
     wgmma_wait_all();
     fence_accumulators(d);  // no accumulator read may move above the wait
-    if (lane == 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank);  // k_blocks >= 1, so held is a stage
+    release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // k_blocks >= 1, so held is a stage
     // Accumulator layout (m64nN, fp32): warp w of the group holds rows 16w..16w+15; d[4j+0..1] = row g,
     // columns 8j+2q, +1; d[4j+2..3] = row g+8, same columns.
-    const int64_t row = (int64_t)tm * WG_BM + consumer * 64 + warp_in_group * 16 + g;
-    const int64_t col0 = (int64_t)tn * BN + 2 * q;
+    if (tma_store) {
+      // Through shared memory and TMA stores: the registers go to this warpgroup's buffer (4-byte shared
+      // stores, conflict-free), one thread stores whole boxes, and the warpgroup goes on to the next tile
+      // while the bulk stores write global memory. Direct stores from the fragment layout (below) write 8
+      // rows x 16 bytes per instruction, and all CTAs finish their tiles together: the epilogue took 15-25%
+      // of the kernel (docs/ops/gemm.md, step 7).
+      // Box layout (TMA 64B swizzle): row r of a box is 64 bytes; its 16-byte chunk c sits at c ^ ((r >> 1) & 3).
+      // A warp's store covers 8 rows g at one chunk: (g & 1, (g >> 1) & 3) differ, so 32 different banks.
+      const uint32_t buf = epi + consumer * (cfg::EPI_BOXES * WG_EPI_BOX_BYTES);
+      const int wg_thread = threadIdx.x % 128;
+      const int r0 = warp_in_group * 16 + g, r1 = r0 + 8;  // rows within the warpgroup's 64
+      const uint32_t row_off0 = r0 * 64, row_off1 = r1 * 64, sw = (uint32_t)((r0 >> 1) & 3);  // r1 has the same swizzle
 #pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-      store_pair(C, M, N, row, col0 + 8 * j, d[4 * j + 0], d[4 * j + 1], pair_ok);
-      store_pair(C, M, N, row + 8, col0 + 8 * j, d[4 * j + 2], d[4 * j + 3], pair_ok);
+      for (int round = 0; round < cfg::EPI_ROUNDS; round++) {
+        // The buffer is free once this warpgroup's previous bulk stores have read it (the previous round or tile).
+        if (wg_thread == 0) bulk_wait_read_all();
+        warpgroup_bar(1 + consumer);
+#pragma unroll
+        for (int jj = 0; jj < cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8; jj++) {
+          const int j = round * (cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8) + jj;  // 8-column group within the tile
+          const uint32_t box = buf + (jj / 4) * WG_EPI_BOX_BYTES, chunk = ((uint32_t)(jj % 4) ^ sw) * 16 + 4 * q;
+          __nv_bfloat162 v0 = __floats2bfloat162_rn(d[4 * j + 0], d[4 * j + 1]);
+          __nv_bfloat162 v1 = __floats2bfloat162_rn(d[4 * j + 2], d[4 * j + 3]);
+          st_shared_u32(box + row_off0 + chunk, *reinterpret_cast<uint32_t *>(&v0));
+          st_shared_u32(box + row_off1 + chunk, *reinterpret_cast<uint32_t *>(&v1));
+        }
+        fence_proxy_async_shared();  // each writer's stores, before the barrier that hands them to the TMA
+        warpgroup_bar(1 + consumer);
+        if (wg_thread == 0) {
+          const int64_t row0 = (int64_t)tm * WG_BM + consumer * 64;
+#pragma unroll
+          for (int b = 0; b < cfg::EPI_BOXES; b++) {
+            const int64_t col0 = (int64_t)tn * BN + (round * cfg::EPI_BOXES + b) * WG_EPI_BOX_COLS;
+            // TMA clips boxes at the edges of C; boxes wholly outside (odd tile rows of a cluster, N tails) are skipped.
+            if (row0 < M && col0 < N) tma_store_2d(&map_c, buf + b * WG_EPI_BOX_BYTES, (int)col0, (int)row0);
+          }
+          bulk_commit();
+        }
+      }
+    } else {
+      // Direct stores, masked at the M/N edges: for C rows that TMA cannot describe (N % 8 != 0 or C not
+      // 16-byte aligned).
+      const int64_t row = (int64_t)tm * WG_BM + consumer * 64 + warp_in_group * 16 + g;
+      const int64_t col0 = (int64_t)tn * BN + 2 * q;
+#pragma unroll
+      for (int j = 0; j < BN / 8; j++) {
+        store_pair(C, M, N, row, col0 + 8 * j, d[4 * j + 0], d[4 * j + 1], pair_ok);
+        store_pair(C, M, N, row + 8, col0 + 8 * j, d[4 * j + 2], d[4 * j + 3], pair_ok);
+      }
     }
   }
+  // The bulk stores read this CTA's shared memory: it must outlive them.
+  if (tma_store && threadIdx.x % 128 == 0) bulk_wait_all();
 #else
   __trap();  // built without sm_90a: the launcher declines before launching (see gemm_optimized_supports)
 #endif
@@ -458,35 +537,27 @@ static int get_encoder(klab_err *err) {
   return 0;
 }
 
-// A row-major [rows, K] bf16 matrix as a 2-D tensor map with [box_rows x 64] boxes, 128-byte swizzle,
-// zero fill outside the matrix.
-static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t K, int box_rows, const char *name, klab_err *err) {
-  const cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)rows};
-  const cuuint64_t strides[1] = {(cuuint64_t)K * 2};  // bytes between rows (dimension 1)
-  const cuuint32_t box[2] = {WG_BK, (cuuint32_t)box_rows};
+// A row-major [rows, cols] bf16 matrix as a 2-D tensor map with [box_rows x box_cols] boxes: A and W are
+// loaded in boxes of 64 columns (128 bytes, 128B swizzle, zero fill outside the matrix); C is stored in
+// boxes of 32 columns (64 bytes, 64B swizzle; TMA clips the parts outside).
+static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t cols, int box_rows, int box_cols,
+                    CUtensorMapSwizzle swizzle, const char *name, klab_err *err) {
+  const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
+  const cuuint64_t strides[1] = {(cuuint64_t)cols * 2};  // bytes between rows (dimension 1)
+  const cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
   const cuuint32_t element_strides[2] = {1, 1};
   CUresult rc = encode_tiled(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(ptr), dims, strides, box,
-                             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                             element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (rc != CUDA_SUCCESS)
     return klab_fail(err, "gemm optimized: cuTensorMapEncodeTiled for %s [%lld x %lld], box %d x %d failed (CUresult %d)", name,
-                     (long long)rows, (long long)K, box_rows, WG_BK, (int)rc);
+                     (long long)rows, (long long)cols, box_rows, box_cols, (int)rc);
   return 0;
 }
 
-// Tile width of `optimized`: the one with the smaller estimated time = (tiles per CTA) x (cost of one
-// tile). A 128-wide tile costs ~0.55 of a 256-wide one (same A traffic per tile, half the MMA work, less
-// efficient per flop), so 128 wins when 256-wide tiles would leave SMs idle.
-static int pick_bn(int64_t M, int64_t N, int sms) {
-  const int64_t tiles_m = (M + WG_BM - 1) / WG_BM;
-  const int64_t t256 = tiles_m * ((N + 255) / 256), t128 = tiles_m * ((N + 127) / 128);
-  const double cost256 = (double)((t256 + sms - 1) / sms) * 1.0, cost128 = (double)((t128 + sms - 1) / sms) * 0.55;
-  return cost128 < cost256 ? 128 : 256;
-}
-
-// Tile width of `wgmma_tuned`: the same waves x tile-cost estimate over the widths 256, 192, 160, 128.
-// A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN; the A tile, barrier waits
-// and issue overhead do not), which reproduces pick_bn's 0.55 for 128. 160 and 192 exist for the wave
+// Tile width: the one with the smaller estimated time = (tiles per CTA, i.e. waves) x (cost of one tile), over
+// the widths 256, 192, 160, 128. A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN;
+// the A tile, barrier waits and issue overhead do not), so a 128-wide tile costs 0.55 of a 256-wide one. 160 and 192 exist for the wave
 // quantisation of the Qwen3 shapes: N = 2560 at M = 2048 is 160 tiles of 256 (2 waves, the second 21%
 // full) but 256 tiles of 160 (2 full waves); N = 6144 at M = 512 is 96 tiles of 256 (36 SMs idle) but
 // 128 tiles of 192 (one full wave). A narrower tile moves more bytes per flop, so it must win by > 3%.
@@ -494,7 +565,7 @@ static double waves_cost(int64_t M, int64_t N, int sms, int bn) {
   const int64_t tiles = ((M + WG_BM - 1) / WG_BM) * ((N + bn - 1) / bn);
   return (double)((tiles + sms - 1) / sms) * ((double)bn + 28.0) / (256.0 + 28.0);
 }
-static int pick_bn_tuned(int64_t M, int64_t N, int sms) {
+static int pick_bn(int64_t M, int64_t N, int sms) {
   static const int narrower[] = {192, 160, 128};
   int best = 256;
   double best_cost = waves_cost(M, N, sms, 256);
@@ -506,8 +577,8 @@ static int pick_bn_tuned(int64_t M, int64_t N, int sms) {
 }
 
 template <int BN>
-static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, uint16_t *C, int64_t M, int64_t N,
-                     int64_t K, int sms, int pair_ok, cudaStream_t stream, klab_err *err) {
+static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c, uint16_t *C,
+                     int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream, klab_err *err) {
   using cfg = wg_config<BN>;
   const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
   const int64_t tiles = (int64_t)tiles_m * tiles_n;
@@ -516,8 +587,8 @@ static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtens
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N, (long long)K);
   // Set on every launch (a cheap host call) so a device switch or a fresh context cannot miss it.
   KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
-  gemm_wgmma_kernel<BN, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, (__nv_bfloat16 *)C, M, N, K, tiles_m,
-                                                                        tiles_n, pair_ok);
+  gemm_wgmma_kernel<BN, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
+                                                                        tiles_m, tiles_n, pair_ok, tma_store);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
 }
@@ -525,8 +596,9 @@ static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtens
 // 2-CTA clusters: as many clusters as can be resident at once (2 SMs of one GPC each; fewer than SMs / 2
 // where a GPC has an odd number of free SMs), each walking vertical tile pairs.
 template <int BN>
-static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, uint16_t *C, int64_t M, int64_t N,
-                         int64_t K, int sms, int pair_ok, cudaStream_t stream, klab_err *err) {
+static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c,
+                         uint16_t *C, int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream,
+                         klab_err *err) {
   using cfg = wg_config<BN>;
   const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
   const int64_t pairs = (int64_t)((tiles_m + 1) / 2) * tiles_n;
@@ -549,8 +621,8 @@ static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CU
   if (resident < 1) return klab_fail(err, "%s: no 2-CTA cluster of this kernel fits on the device", ctx);
   const int clusters = (int)(pairs < resident ? pairs : resident);
   config.gridDim = dim3((unsigned)(2 * clusters), 1, 1);
-  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2>, *map_a, *map_w, (__nv_bfloat16 *)C, M, N, K, tiles_m, tiles_n,
-                                    pair_ok),
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
+                                    tiles_n, pair_ok, tma_store),
             ctx);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
@@ -594,23 +666,30 @@ static int wgmma_prepare(const char *variant, const uint16_t *A, const uint16_t 
 // cluster 2: 2-CTA clusters sharing the W tile (each CTA loads half of it, hence boxes of bn / 2 rows).
 static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                         int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
-  CUtensorMap map_a, map_w;
-  if (make_map(&map_a, A, M, K, WG_BM, "A", err) || make_map(&map_w, W, N, K, cluster == 2 ? bn / 2 : bn, "W", err)) return -1;
+  CUtensorMap map_a, map_w, map_c;
+  if (make_map(&map_a, A, M, K, WG_BM, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err) ||
+      make_map(&map_w, W, N, K, cluster == 2 ? bn / 2 : bn, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "W", err))
+    return -1;
   const int pair_ok = N % 2 == 0 && (uintptr_t)C % 4 == 0;
+  // TMA stores need 16-byte row strides and a 16-byte aligned C; other shapes keep the direct stores (the
+  // kernel ignores map_c then, so it is left zeroed).
+  const int tma_store = N % 8 == 0 && (uintptr_t)C % 16 == 0;
+  memset(&map_c, 0, sizeof map_c);
+  if (tma_store && make_map(&map_c, C, M, N, 64, WG_EPI_BOX_COLS, CU_TENSOR_MAP_SWIZZLE_64B, "C", err)) return -1;
   if (cluster == 2) {
     switch (bn) {
-      case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 160: return launch_bn_mc2<160>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 128: return launch_bn_mc2<128>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 160: return launch_bn_mc2<160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 128: return launch_bn_mc2<128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       default: break;  // reported below
     }
   } else if (cluster == 1) {
     switch (bn) {
-      case 256: return launch_bn<256>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 192: return launch_bn<192>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 160: return launch_bn<160>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
-      case 128: return launch_bn<128>(variant, &map_a, &map_w, C, M, N, K, sms, pair_ok, stream, err);
+      case 256: return launch_bn<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 192: return launch_bn<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 160: return launch_bn<160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 128: return launch_bn<128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       default: break;  // reported below
     }
   }
@@ -624,14 +703,6 @@ extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C,
   int sms = 0;
   if (wgmma_prepare("optimized", A, W, C, M, N, K, &sms, err)) return -1;
   return wgmma_launch("optimized", A, W, C, M, N, K, pick_bn(M, N, sms), 1, sms, stream, err);
-}
-
-extern "C" int gemm_wgmma_tuned(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                                void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
-  (void)workspace, (void)workspace_bytes;
-  int sms = 0;
-  if (wgmma_prepare("wgmma_tuned", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_tuned", A, W, C, M, N, K, pick_bn_tuned(M, N, sms), 1, sms, stream, err);
 }
 
 extern "C" int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
@@ -650,5 +721,5 @@ extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C,
   (void)workspace, (void)workspace_bytes;
   int sms = 0;
   if (wgmma_prepare("wgmma_mc2", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, pick_bn_tuned(M, N, sms), 2, sms, stream, err);
+  return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, pick_bn(M, N, sms), 2, sms, stream, err);
 }
