@@ -74,7 +74,6 @@ static void test_paths(void) {
       {1000, 2568, 200}, /* BN=256 single partial wave, k tail 8 */
       {300, 2560, 72},   /* 3 tile rows: a 2-CTA cluster's second row lies outside M (its TMA-store boxes are skipped) */
       {129, 1001, 8},    /* odd N: direct (element-wise) stores instead of TMA stores; K < 64: one zero-filled k-block */
-      {200, 1001, 520},  /* odd N with split-K pairs (wgmma_splitk): direct stores of each CTA's half, k-blocks 5 + 4 */
       {64, 8, 4104},     /* N far below the tile; 65 k-blocks */
       {7, 136, 2568},    /* decode-like M */
       {1, 1, 8},         /* the smallest runnable shape */

@@ -36,14 +36,6 @@ int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M,
 int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
                      void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
-/* gemm_optimized without its split-K pairs (the tile width alone), to measure what they buy. */
-int gemm_wgmma_nosplit(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                       void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
-/* The split-K pair kernel forced at tile width tile_n (192 or 256; others are rejected) for any shape with
- * K >= 128 (two k-blocks): tests and measurements of the pair protocol beyond the shapes optimized picks it for. */
-int gemm_wgmma_splitk(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
-                      void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
-
 /* gemm_optimized's kernel and tile width, launched as 2-CTA clusters: the two CTAs of a cluster compute
  * vertically adjacent tiles and each loads half of their shared W tile, TMA-multicast into both (a third
  * less L2->SM traffic per tile pair). Same shape rules and alignment as gemm_optimized; no workspace. */

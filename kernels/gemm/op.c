@@ -57,7 +57,6 @@ static size_t vendor_ws(const int64_t *s) { return gemm_workspace_bytes(s[D_M], 
 static int run_naive(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_naive(GEMM_ARGS(a), st, err); }
 static int run_mma(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_mma(GEMM_ARGS(a), st, err); }
 static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_optimized(GEMM_ARGS(a), st, err); }
-static int run_wgmma_nosplit(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_nosplit(GEMM_ARGS(a), st, err); }
 static int run_wgmma_mc2(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_mc2(GEMM_ARGS(a), st, err); }
 #define WGMMA_WIDTH_ARGS(a) (a)->t[A], (a)->t[W], (a)->t[C], (a)->shape[D_M], (a)->shape[D_N], (a)->shape[D_K]
 static int run_wgmma_n160(const klab_args *a, cudaStream_t st, klab_err *err) {
@@ -65,14 +64,6 @@ static int run_wgmma_n160(const klab_args *a, cudaStream_t st, klab_err *err) {
 }
 static int run_wgmma_n192(const klab_args *a, cudaStream_t st, klab_err *err) {
   return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 192, a->workspace, a->workspace_bytes, st, err);
-}
-static int run_wgmma_splitk(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_splitk(WGMMA_WIDTH_ARGS(a), 192, a->workspace, a->workspace_bytes, st, err);
-}
-static int supports_splitk(const int64_t *s, char *why, size_t n) {
-  if (!gemm_optimized_supports(s[D_M], s[D_N], s[D_K], why, n)) return 0;
-  if (s[D_K] <= 64) return snprintf(why, n, "K=%lld: split-K needs two k-blocks of 64", (long long)s[D_K]), 0;
-  return 1;
 }
 static int run_cublas(const klab_args *a, cudaStream_t st, klab_err *err) { return gemv_cublas(GEMM_ARGS(a), st, err); }
 static int run_cublaslt(const klab_args *a, cudaStream_t st, klab_err *err) { return gemv_cublaslt(GEMM_ARGS(a), st, err); }
@@ -92,10 +83,6 @@ static const klab_variant wgmma_n192 = {"wgmma_n192", KLAB_EXTRA, "optimized's k
 static const klab_variant wgmma_mc2 = {"wgmma_mc2", KLAB_EXTRA,
                                        "optimized's kernel and widths in 2-CTA clusters: vertical tile pairs, W tile TMA-multicast",
                                        supports_optimized, NULL, run_wgmma_mc2};
-static const klab_variant wgmma_nosplit = {"wgmma_nosplit", KLAB_EXTRA, "optimized without split-K pairs (tile width choice only)",
-                                           supports_optimized, NULL, run_wgmma_nosplit};
-static const klab_variant wgmma_splitk = {"wgmma_splitk", KLAB_EXTRA, "optimized's split-K pair kernel forced, 128x192 tiles, every shape",
-                                          supports_splitk, NULL, run_wgmma_splitk};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
 
@@ -129,8 +116,8 @@ const klab_op klab_op_gemm = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 10,
-    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_nosplit, &wgmma_splitk, &wgmma_mc2, &wgmma_n160, &wgmma_n192},
+    .nvariants = 8,
+    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n160, &wgmma_n192},
     .npresets = (int)(sizeof presets / sizeof presets[0]),
     .presets = presets,
 };

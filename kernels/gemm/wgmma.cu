@@ -59,8 +59,8 @@ struct wg_config {
   static_assert(EPI_ROUNDS * EPI_BOXES * WG_EPI_BOX_COLS == BN, "the epilogue rounds cover the tile width");
   static constexpr int EPI_BYTES = 2 * EPI_BOXES * WG_EPI_BOX_BYTES;
   // 1024 bytes of slack to align the ring to the swizzle period, the ring, the epilogue buffers, then full[]
-  // and empty[] barriers and the split-K pair's "ready" and "done" barriers.
-  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8 + 16;
+  // and empty[] barriers.
+  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8;
 };
 static_assert(wg_config<256>::SMEM_BYTES <= 227 * 1024, "BN=256 ring exceeds the 227 KiB opt-in shared memory");
 static_assert(wg_config<128>::SMEM_BYTES <= 227 * 1024, "BN=128 ring exceeds the 227 KiB opt-in shared memory");
@@ -101,50 +101,6 @@ static __device__ __forceinline__ void mbar_arrive_in_cta(uint32_t bar, uint32_t
       "}\n" ::"r"(bar), "r"(rank)
       : "memory");
 }
-// The same arrival with release at cluster scope: this thread's earlier shared-memory writes are visible to
-// the peer's threads that acquire the phase (split-K: the partial sums the peer reads next).
-static __device__ __forceinline__ void mbar_arrive_in_cta_release_cluster(uint32_t bar, uint32_t rank) {
-  asm volatile(
-      "{\n"
-      ".reg .b32 remote;\n"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n"
-      "}\n" ::"r"(bar), "r"(rank)
-      : "memory");
-}
-// Wait for phase `parity` of a local mbarrier with acquire at cluster scope (pairs with the release above).
-static __device__ __forceinline__ void mbar_wait_acquire_cluster(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  uint64_t start = 0, now;
-  for (;;) {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-    if (done) return;
-    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
-    if (start == 0) start = now;
-    if (now - start > KLAB_MBAR_WAIT_LIMIT_NS) __trap();  // a protocol bug, reported instead of a hang
-  }
-}
-static __device__ __forceinline__ uint32_t map_to_cta(uint32_t addr, uint32_t rank) {
-  uint32_t r;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
-  return r;
-}
-static __device__ __forceinline__ void st_shared_v4(uint32_t addr, float a, float b, float c, float d) {
-  asm volatile("st.shared.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
-}
-static __device__ __forceinline__ float4 ld_shared_cluster_v4(uint32_t addr) {
-  float4 v;
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(addr) : "memory");
-  return v;
-}
 static __device__ __forceinline__ uint32_t cluster_rank() {
   uint32_t r;
   asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
@@ -178,8 +134,6 @@ static __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.
 static __device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Barrier over the 128 threads of one consumer warpgroup (ids 1 and 2; 0 is __syncthreads).
 static __device__ __forceinline__ void warpgroup_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
-// Barrier over both consumer warpgroups (256 threads, id 3).
-static __device__ __forceinline__ void consumers_bar() { asm volatile("bar.sync 3, 256;\n" ::: "memory"); }
 static __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
@@ -376,26 +330,6 @@ static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int ran
   }
 }
 
-// Split-K pair: partial sums of the 8-column groups [J0, J0 + NJ) of this thread's fragment into (write) or
-// from the peer's (add) exchange buffer, laid out [group][component][128 threads] so that every access is a
-// conflict-free 16-byte vector and the same thread of the peer finds its partner's values at the same
-// offset. Compile-time J0 keeps the accumulators in registers.
-template <int BN, int J0, int NJ>
-static __device__ __forceinline__ void splitk_write(const float (&d)[BN / 2], uint32_t xbuf, int wg_thread) {
-#pragma unroll
-  for (int jj = 0; jj < NJ; jj++)
-    st_shared_v4(xbuf + (uint32_t)(jj * 128 + wg_thread) * 16, d[4 * (J0 + jj)], d[4 * (J0 + jj) + 1], d[4 * (J0 + jj) + 2],
-                 d[4 * (J0 + jj) + 3]);
-}
-template <int BN, int J0, int NJ>
-static __device__ __forceinline__ void splitk_add(float (&d)[BN / 2], uint32_t remote_xbuf, int wg_thread) {
-#pragma unroll
-  for (int jj = 0; jj < NJ; jj++) {
-    const float4 v = ld_shared_cluster_v4(remote_xbuf + (uint32_t)(jj * 128 + wg_thread) * 16);
-    d[4 * (J0 + jj)] += v.x, d[4 * (J0 + jj) + 1] += v.y, d[4 * (J0 + jj) + 2] += v.z, d[4 * (J0 + jj) + 3] += v.w;
-  }
-}
-
 #endif  // WG_DEVICE_OK
 
 // CLUSTER = 1: one CTA per tile. CLUSTER = 2 (launched as 2-CTA clusters, gemm_wgmma_mc2): the two CTAs
@@ -407,14 +341,7 @@ static __device__ __forceinline__ void splitk_add(float (&d)[BN / 2], uint32_t r
 // tiles_m is odd, the second W half at the N edge) are not loaded and not expected: both CTAs derive the
 // same decision from (tile, M, N); the stale shared memory they leave only feeds outputs that the masked
 // store drops.
-// SPLITK = 2 (CLUSTER 1, launched as 2-CTA clusters, BN 192 or 256, one tile per cluster): the two CTAs of a
-// cluster compute the same tile over the two halves of the k-blocks. Each then writes the partial sums of the
-// peer's half of the columns to its ring (free once both warpgroups' wgmmas are done), arrives on the peer's
-// "ready" barrier (release, cluster scope), waits for its own, adds the peer's partial sums of its own half
-// through distributed shared memory, and stores that half of the tile. A CTA leaves only after the peer's
-// "done" arrivals say it has finished reading. For small M x N (Qwen3-4B o and down at M = 512: 56 tiles of
-// 128 x 192 on 132 SMs) this puts twice the SMs on the tile.
-template <int BN, int CLUSTER, int SPLITK>
+template <int BN, int CLUSTER>
 __global__ void __launch_bounds__(WG_THREADS, 1)
 gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
                   const __grid_constant__ CUtensorMap map_c, __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K,
@@ -431,33 +358,24 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   const uint32_t epi = b_ring + STAGES * cfg::B_BYTES;           // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
   const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], then empty[STAGES]
   static_assert(CLUSTER == 1 || CLUSTER == 2, "CTA pairs at most");
-  static_assert(SPLITK == 1 || (SPLITK == 2 && CLUSTER == 1 && (BN == 192 || BN == 256)), "split-K pairs: no multicast, BN 192/256");
   constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
   // Work units: tiles (CLUSTER 1) or vertical tile pairs (CLUSTER 2), walked by CTAs / clusters.
   const int unit_rows = (tiles_m + CLUSTER - 1) / CLUSTER;
   const int total_units = unit_rows * tiles_n;
   int first_unit = blockIdx.x, unit_step = gridDim.x, rank = 0;
-  if constexpr (CLUSTER > 1 || SPLITK > 1) first_unit = (int)cluster_index(), unit_step = (int)cluster_count(), rank = (int)cluster_rank();
-  // k-blocks of this CTA: all, or its half of a split-K pair (launch_bn_split requires at least 2 k-blocks).
-  const int k_total = (int)((K + WG_BK - 1) / WG_BK);
-  int kb_begin = 0, kb_end = k_total;
-  if constexpr (SPLITK == 2) kb_begin = rank ? (k_total + 1) / 2 : 0, kb_end = rank ? k_total : (k_total + 1) / 2;
-  const uint32_t ready_bar = bars + 16 * STAGES, done_bar = ready_bar + 8;  // split-K pair only
+  if constexpr (CLUSTER > 1) first_unit = (int)cluster_index(), unit_step = (int)cluster_count(), rank = (int)cluster_rank();
+  const int k_blocks = (int)((K + WG_BK - 1) / WG_BK);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
       mbar_init(bars + 8 * s, 1);                                       // the producer's arrive.expect_tx
       mbar_init(bars + 8 * (STAGES + s), WG_CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
     }
-    if constexpr (SPLITK == 2) {
-      mbar_init(ready_bar, 2 * 128);  // every consumer thread of the peer, once
-      mbar_init(done_bar, 2 * 128);
-    }
     mbar_init_fence();  // visible to the async (TMA) proxy
   }
   __syncthreads();
   // The peer multicasts into this CTA's ring and arrives on its barriers: both must be initialised first.
-  if constexpr (CLUSTER > 1 || SPLITK > 1) cluster_sync_all();
+  if constexpr (CLUSTER > 1) cluster_sync_all();
 
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
@@ -469,9 +387,9 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     for (int unit = first_unit; unit < total_units; unit += unit_step) {
       int um, tn;
       tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
-      const int tm = CLUSTER > 1 ? um * CLUSTER + rank : um;
+      const int tm = um * CLUSTER + rank;
       if constexpr (CLUSTER == 1) {
-        for (int kb = kb_begin; kb < kb_end; kb++) {
+        for (int kb = 0; kb < k_blocks; kb++) {
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // first pass: the "previous" phase counts as complete
           mbar_arrive_expect_tx(full, cfg::STAGE_BYTES);
@@ -485,7 +403,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         const bool half1_in = (int64_t)tn * BN + HALF_ROWS < N;  // half 0 always starts inside W
         const uint32_t bytes = (a_in ? cfg::A_BYTES : 0) + HALF_BYTES + (half1_in ? HALF_BYTES : 0);
         const bool my_half_in = rank == 0 || half1_in;
-        for (int kb = 0; kb < k_total; kb++) {
+        for (int kb = 0; kb < k_blocks; kb++) {
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // released by the consumers of BOTH CTAs (the peer writes here too)
           mbar_arrive_expect_tx(full, bytes);
@@ -519,7 +437,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   for (int unit = first_unit; unit < total_units; unit += unit_step) {
     int um, tn;
     tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
-    const int tm = CLUSTER > 1 ? um * CLUSTER + rank : um;  // may be tiles_m (odd tiles_m, CLUSTER 2): all its rows are >= M
+    const int tm = um * CLUSTER + rank;  // may be tiles_m (odd tiles_m, CLUSTER 2): all its rows are >= M
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
     fence_accumulators(d);  // the zeros are written before the first wgmma of the tile reads them
@@ -527,7 +445,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     // which means k-block kb-1 has finished reading its stage; release that stage. The tensor cores so
     // never idle between k-blocks, at the cost of holding two stages (the producer keeps STAGES-2 ahead).
     int held = -1;  // stage read by the group still in flight
-    for (int kb = kb_begin; kb < kb_end; kb++) {
+    for (int kb = 0; kb < k_blocks; kb++) {
       mbar_wait(bars + 8 * stage, phase);  // "full": the TMA bytes of this stage have landed
       const uint64_t desc_a = smem_desc_sw128(a_ring + stage * cfg::A_BYTES + consumer * 64 * 128);
       const uint64_t desc_b = smem_desc_sw128(b_ring + stage * cfg::B_BYTES);
@@ -546,29 +464,6 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // k_blocks >= 1, so held is a stage
     // Accumulator layout (m64nN, fp32): warp w of the group holds rows 16w..16w+15; d[4j+0..1] = row g,
     // columns 8j+2q, +1; d[4j+2..3] = row g+8, same columns.
-    const int wg_thread = threadIdx.x % 128;
-    // The columns this CTA stores: the whole tile, or (split-K) its half, whose sums are moved to d[0 ..).
-    constexpr int NJ = BN / 8 / SPLITK;  // 8-column groups stored
-    int col_off = 0;
-    if constexpr (SPLITK == 2) {
-      constexpr int H = BN / 16;  // 8-column groups per half
-      consumers_bar();            // both warpgroups' wgmmas are done: the ring is free for the exchange
-      const uint32_t xbuf = a_ring + consumer * (H * 128 * 16);
-      if (rank == 0) splitk_write<BN, H, H>(d, xbuf, wg_thread);  // the peer's half: columns BN/2 ..
-      else splitk_write<BN, 0, H>(d, xbuf, wg_thread);
-      mbar_arrive_in_cta_release_cluster(ready_bar, (uint32_t)(rank ^ 1));
-      mbar_wait_acquire_cluster(ready_bar, 0);  // the peer's partial sums of this CTA's half are written
-      const uint32_t peer_xbuf = map_to_cta(xbuf, (uint32_t)(rank ^ 1));
-      if (rank == 0) {
-        splitk_add<BN, 0, H>(d, peer_xbuf, wg_thread);
-      } else {
-        splitk_add<BN, H, H>(d, peer_xbuf, wg_thread);
-#pragma unroll
-        for (int i = 0; i < BN / 4; i++) d[i] = d[BN / 4 + i];  // own half to the front (compile-time indices)
-        col_off = BN / 2;
-      }
-      mbar_arrive_in_cta(done_bar, (uint32_t)(rank ^ 1));  // finished reading the peer's buffer
-    }
     if (tma_store) {
       // Through shared memory and TMA stores: the registers go to this warpgroup's buffer (4-byte shared
       // stores, conflict-free), one thread stores whole boxes, and the warpgroup goes on to the next tile
@@ -577,20 +472,18 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
       // of the kernel (docs/ops/gemm.md, step 7).
       // Box layout (TMA 64B swizzle): row r of a box is 64 bytes; its 16-byte chunk c sits at c ^ ((r >> 1) & 3).
       // A warp's store covers 8 rows g at one chunk: (g & 1, (g >> 1) & 3) differ, so 32 different banks.
-      constexpr int BOXES = NJ / 4, ROUNDS = BOXES / cfg::EPI_BOXES > 0 ? BOXES / cfg::EPI_BOXES : 1;
-      constexpr int PER_ROUND = BOXES < cfg::EPI_BOXES ? BOXES : cfg::EPI_BOXES;
-      static_assert(ROUNDS * PER_ROUND == BOXES, "the epilogue rounds cover the stored columns");
       const uint32_t buf = epi + consumer * (cfg::EPI_BOXES * WG_EPI_BOX_BYTES);
+      const int wg_thread = threadIdx.x % 128;
       const int r0 = warp_in_group * 16 + g, r1 = r0 + 8;  // rows within the warpgroup's 64
       const uint32_t row_off0 = r0 * 64, row_off1 = r1 * 64, sw = (uint32_t)((r0 >> 1) & 3);  // r1 has the same swizzle
 #pragma unroll
-      for (int round = 0; round < ROUNDS; round++) {
+      for (int round = 0; round < cfg::EPI_ROUNDS; round++) {
         // The buffer is free once this warpgroup's previous bulk stores have read it (the previous round or tile).
         if (wg_thread == 0) bulk_wait_read_all();
         warpgroup_bar(1 + consumer);
 #pragma unroll
-        for (int jj = 0; jj < PER_ROUND * WG_EPI_BOX_COLS / 8; jj++) {
-          const int j = round * (PER_ROUND * WG_EPI_BOX_COLS / 8) + jj;  // 8-column group within the stored columns
+        for (int jj = 0; jj < cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8; jj++) {
+          const int j = round * (cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8) + jj;  // 8-column group within the tile
           const uint32_t box = buf + (jj / 4) * WG_EPI_BOX_BYTES, chunk = ((uint32_t)(jj % 4) ^ sw) * 16 + 4 * q;
           __nv_bfloat162 v0 = __floats2bfloat162_rn(d[4 * j + 0], d[4 * j + 1]);
           __nv_bfloat162 v1 = __floats2bfloat162_rn(d[4 * j + 2], d[4 * j + 3]);
@@ -602,8 +495,8 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         if (wg_thread == 0) {
           const int64_t row0 = (int64_t)tm * WG_BM + consumer * 64;
 #pragma unroll
-          for (int b = 0; b < PER_ROUND; b++) {
-            const int64_t col0 = (int64_t)tn * BN + col_off + (round * PER_ROUND + b) * WG_EPI_BOX_COLS;
+          for (int b = 0; b < cfg::EPI_BOXES; b++) {
+            const int64_t col0 = (int64_t)tn * BN + (round * cfg::EPI_BOXES + b) * WG_EPI_BOX_COLS;
             // TMA clips boxes at the edges of C; boxes wholly outside (odd tile rows of a cluster, N tails) are skipped.
             if (row0 < M && col0 < N) tma_store_2d(&map_c, buf + b * WG_EPI_BOX_BYTES, (int)col0, (int)row0);
           }
@@ -614,16 +507,14 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
       // Direct stores, masked at the M/N edges: for C rows that TMA cannot describe (N % 8 != 0 or C not
       // 16-byte aligned).
       const int64_t row = (int64_t)tm * WG_BM + consumer * 64 + warp_in_group * 16 + g;
-      const int64_t col0 = (int64_t)tn * BN + col_off + 2 * q;
+      const int64_t col0 = (int64_t)tn * BN + 2 * q;
 #pragma unroll
-      for (int j = 0; j < NJ; j++) {
+      for (int j = 0; j < BN / 8; j++) {
         store_pair(C, M, N, row, col0 + 8 * j, d[4 * j + 0], d[4 * j + 1], pair_ok);
         store_pair(C, M, N, row + 8, col0 + 8 * j, d[4 * j + 2], d[4 * j + 3], pair_ok);
       }
     }
   }
-  // Split-K: the peer reads this CTA's exchange buffer until its "done" arrivals.
-  if constexpr (SPLITK == 2) mbar_wait(done_bar, 0);
   // The bulk stores read this CTA's shared memory: it must outlive them.
   if (tma_store && threadIdx.x % 128 == 0) bulk_wait_all();
 #else
@@ -666,8 +557,8 @@ static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t col
 
 // Tile width: the one with the smaller estimated time = (tiles per CTA, i.e. waves) x (cost of one tile), over
 // the widths 256, 192, 160, 128. A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN;
-// the A tile, barrier waits and issue overhead do not), so a 128-wide tile costs 0.55 of a 256-wide one.
-// 160 and 192 exist for the wave quantisation of the Qwen3 shapes: N = 2560 at M = 2048 is 160 tiles of 256 (2 waves, the second 21%
+// the A tile, barrier waits and issue overhead do not), so a 128-wide tile costs 0.55 of a 256-wide one. 160 and 192 exist for the wave
+// quantisation of the Qwen3 shapes: N = 2560 at M = 2048 is 160 tiles of 256 (2 waves, the second 21%
 // full) but 256 tiles of 160 (2 full waves); N = 6144 at M = 512 is 96 tiles of 256 (36 SMs idle) but
 // 128 tiles of 192 (one full wave). A narrower tile moves more bytes per flop, so it must win by > 3%.
 static double waves_cost(int64_t M, int64_t N, int sms, int bn) {
@@ -685,25 +576,6 @@ static int pick_bn(int64_t M, int64_t N, int sms) {
   return best;
 }
 
-// Tile width and split-K of `optimized`. A split-K pair (BN 192 or 256) runs one tile per 2-CTA cluster, so it
-// needs 2 x tiles <= SMs; its cost is one wave of half the k-blocks plus the exchange (about 3 k-blocks of a
-// 256-wide tile), and it must beat the best unsplit width by 10% (the estimate is crude). Measured: Qwen3-4B
-// o and down at M = 512 (docs/ops/gemm.md, step 8).
-static void pick_tile(int64_t M, int64_t N, int64_t K, int sms, int *bn, int *split) {
-  const int64_t k_blocks = (K + WG_BK - 1) / WG_BK;
-  *bn = pick_bn(M, N, sms), *split = 1;
-  const double unsplit = waves_cost(M, N, sms, *bn) * (double)k_blocks;
-  if (k_blocks < 16) return;
-  static const int widths[] = {256, 192};
-  double best = 0.9 * unsplit;
-  for (int i = 0; i < 2; i++) {
-    const int64_t tiles = ((M + WG_BM - 1) / WG_BM) * ((N + widths[i] - 1) / widths[i]);
-    if (2 * tiles > sms) continue;
-    const double cost = ((double)widths[i] + 28.0) / (256.0 + 28.0) * (double)((k_blocks + 1) / 2) + 3.0;
-    if (cost < best) best = cost, *bn = widths[i], *split = 2;
-  }
-}
-
 template <int BN>
 static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c, uint16_t *C,
                      int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream, klab_err *err) {
@@ -714,8 +586,8 @@ static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtens
   char ctx[160];
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N, (long long)K);
   // Set on every launch (a cheap host call) so a device switch or a fresh context cannot miss it.
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
-  gemm_wgmma_kernel<BN, 1, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  gemm_wgmma_kernel<BN, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
                                                                         tiles_m, tiles_n, pair_ok, tma_store);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
@@ -733,7 +605,7 @@ static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CU
   char ctx[160];
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, 2-CTA clusters, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N,
            (long long)K);
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 2, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
@@ -745,41 +617,11 @@ static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CU
   config.attrs = attr;
   config.numAttrs = 1;
   int resident = 0;
-  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<BN, 2, 1>, &config), ctx);
+  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<BN, 2>, &config), ctx);
   if (resident < 1) return klab_fail(err, "%s: no 2-CTA cluster of this kernel fits on the device", ctx);
   const int clusters = (int)(pairs < resident ? pairs : resident);
   config.gridDim = dim3((unsigned)(2 * clusters), 1, 1);
-  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2, 1>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
-                                    tiles_n, pair_ok, tma_store),
-            ctx);
-  KLAB_CHECK_LAUNCH(err, ctx);
-  return 0;
-}
-
-// Split-K pairs: one tile per 2-CTA cluster, the two CTAs on the two halves of K (not persistent: 2 x tiles
-// CTAs; the launcher picks it only when they fit on the SMs at once).
-template <int BN>
-static int launch_bn_split(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c,
-                           uint16_t *C, int64_t M, int64_t N, int64_t K, int pair_ok, int tma_store, cudaStream_t stream,
-                           klab_err *err) {
-  using cfg = wg_config<BN>;
-  const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
-  char ctx[160];
-  snprintf(ctx, sizeof ctx, "gemm %s (wgmma, split-K pairs, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N,
-           (long long)K);
-  if ((K + WG_BK - 1) / WG_BK < 2) return klab_fail(err, "%s: split-K needs at least 2 k-blocks of %d", ctx, WG_BK);
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3((unsigned)(2 * tiles_m * tiles_n), 1, 1);
-  config.blockDim = dim3(WG_THREADS, 1, 1);
-  config.dynamicSmemBytes = cfg::SMEM_BYTES;
-  config.stream = stream;
-  config.attrs = attr;
-  config.numAttrs = 1;
-  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 1, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
                                     tiles_n, pair_ok, tma_store),
             ctx);
   KLAB_CHECK_LAUNCH(err, ctx);
@@ -822,7 +664,6 @@ static int wgmma_prepare(const char *variant, const uint16_t *A, const uint16_t 
 // Builds the tensor maps (per launch on the host, a few microseconds, passed by value) and launches the
 // kernel of tile width bn (128, 160, 192 or 256).
 // cluster 2: 2-CTA clusters sharing the W tile (each CTA loads half of it, hence boxes of bn / 2 rows).
-// cluster 3 (the split-K pairs): 2-CTA clusters splitting K, bn 192 or 256.
 static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                         int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
   CUtensorMap map_a, map_w, map_c;
@@ -835,13 +676,7 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
   const int tma_store = N % 8 == 0 && (uintptr_t)C % 16 == 0;
   memset(&map_c, 0, sizeof map_c);
   if (tma_store && make_map(&map_c, C, M, N, 64, WG_EPI_BOX_COLS, CU_TENSOR_MAP_SWIZZLE_64B, "C", err)) return -1;
-  if (cluster == 3) {
-    switch (bn) {
-      case 256: return launch_bn_split<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, pair_ok, tma_store, stream, err);
-      case 192: return launch_bn_split<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, pair_ok, tma_store, stream, err);
-      default: break;  // reported below
-    }
-  } else if (cluster == 2) {
+  if (cluster == 2) {
     switch (bn) {
       case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
@@ -858,7 +693,7 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
       default: break;  // reported below
     }
   }
-  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (mode %d) is not one of 128, 160, 192, 256 (192/256 split-K)",
+  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (cluster %d) is not one of 128, 160, 192, 256 (cluster 1 or 2)",
                    variant, (long long)M, (long long)N, (long long)K, bn, cluster);
 }
 
@@ -867,28 +702,7 @@ extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C,
   (void)workspace, (void)workspace_bytes; /* needs none (the parameters keep one signature for all gemm_*) */
   int sms = 0;
   if (wgmma_prepare("optimized", A, W, C, M, N, K, &sms, err)) return -1;
-  int bn = 256, split = 1;
-  pick_tile(M, N, K, sms, &bn, &split);
-  return wgmma_launch("optimized", A, W, C, M, N, K, bn, split == 2 ? 3 : 1, sms, stream, err);
-}
-
-extern "C" int gemm_wgmma_nosplit(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                                  void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
-  (void)workspace, (void)workspace_bytes;
-  int sms = 0;
-  if (wgmma_prepare("wgmma_nosplit", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_nosplit", A, W, C, M, N, K, pick_bn(M, N, sms), 1, sms, stream, err);
-}
-
-extern "C" int gemm_wgmma_splitk(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
-                                 void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
-  (void)workspace, (void)workspace_bytes;
-  if (tile_n != 192 && tile_n != 256)
-    return klab_fail(err, "gemm wgmma_splitk M=%lld N=%lld K=%lld: tile width %d is not 192 or 256", (long long)M, (long long)N,
-                     (long long)K, tile_n);
-  int sms = 0;
-  if (wgmma_prepare("wgmma_splitk", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_splitk", A, W, C, M, N, K, tile_n, 3, sms, stream, err);
+  return wgmma_launch("optimized", A, W, C, M, N, K, pick_bn(M, N, sms), 1, sms, stream, err);
 }
 
 extern "C" int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
