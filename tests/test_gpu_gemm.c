@@ -1,6 +1,6 @@
 /* gemm beyond what test_gpu_ops covers. On the CPU (always): the blocked float64 reference against a
  * plain triple loop. On a GPU: shapes chosen to drive each code path of the tensor-core kernels (both
- * wgmma tile widths, persistent CTAs wrapping the stage ring across tiles, M/N/K tails, odd N, K < 64),
+ * wgmma tile widths (80 to 256), persistent CTAs wrapping the stage ring across tiles, M/N/K tails, odd N, K < 64),
  * the launchers' refusals (K % 8, misaligned pointers, bad dims: an error, never a launch), and
  * gemm_vendor (times cuBLAS vs cuBLASLt once per shape, then reuses the choice) through the gate.
  * Without a GPU the GPU part skips (exit 77) after the CPU part has run. */
@@ -73,6 +73,8 @@ static void test_paths(void) {
       {4000, 4000, 120}, /* BN=256: 512 tiles, 4-stage ring, M tail 32 (one consumer all out of range), N tail 160 */
       {1000, 2568, 200}, /* BN=256 single partial wave, k tail 8 */
       {300, 2560, 72},   /* 3 tile rows: a 2-CTA cluster's second row lies outside M (its TMA-store boxes are skipped) */
+      {512, 2560, 1000}, /* BN=80 (128 tiles: 16-column C boxes in 32B swizzle, 7-stage ring), as for Qwen3-4B o/down at M = 512 */
+      {260, 2568, 264},  /* BN=80: N tail 8 (a C box half outside), M tail 4, mc2 pairs with an odd third tile row */
       {129, 1001, 8},    /* odd N: direct (element-wise) stores instead of TMA stores; K < 64: one zero-filled k-block */
       {64, 8, 4104},     /* N far below the tile; 65 k-blocks */
       {7, 136, 2568},    /* decode-like M */

@@ -59,6 +59,12 @@ static int run_mma(const klab_args *a, cudaStream_t st, klab_err *err) { return 
 static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_optimized(GEMM_ARGS(a), st, err); }
 static int run_wgmma_mc2(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_mc2(GEMM_ARGS(a), st, err); }
 #define WGMMA_WIDTH_ARGS(a) (a)->t[A], (a)->t[W], (a)->t[C], (a)->shape[D_M], (a)->shape[D_N], (a)->shape[D_K]
+static int run_wgmma_n80(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 80, a->workspace, a->workspace_bytes, st, err);
+}
+static int run_wgmma_n128(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 128, a->workspace, a->workspace_bytes, st, err);
+}
 static int run_wgmma_n160(const klab_args *a, cudaStream_t st, klab_err *err) {
   return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 160, a->workspace, a->workspace_bytes, st, err);
 }
@@ -73,9 +79,13 @@ static const klab_variant mma = {"mma", KLAB_OPTIMIZED,
                                  "mma.sync m16n8k16 + ldmatrix, 128x128x32 tiles, 8 warps, 4-stage cp.async ring",
                                  supports_mma, NULL, run_mma};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "sm_90a: TMA ring, producer + 2 consumer warpgroups, wgmma m64nBNk16 (BN 128..256 by waves), TMA-store epilogue, persistent",
+                                       "sm_90a: TMA ring, producer + 2 consumer warpgroups, wgmma m64nBNk16 (BN 80..256 by waves), TMA-store epilogue, persistent",
                                        supports_optimized, NULL, run_optimized};
 /* EXTRA: the same kernel with more tile widths, to compare against `optimized` in one benchmark. */
+static const klab_variant wgmma_n80 = {"wgmma_n80", KLAB_EXTRA, "optimized's kernel at a fixed 128x80 tile, 7 stages",
+                                       supports_optimized, NULL, run_wgmma_n80};
+static const klab_variant wgmma_n128 = {"wgmma_n128", KLAB_EXTRA, "optimized's kernel at a fixed 128x128 tile, 6 stages",
+                                        supports_optimized, NULL, run_wgmma_n128};
 static const klab_variant wgmma_n160 = {"wgmma_n160", KLAB_EXTRA, "optimized's kernel at a fixed 128x160 tile, 5 stages",
                                         supports_optimized, NULL, run_wgmma_n160};
 static const klab_variant wgmma_n192 = {"wgmma_n192", KLAB_EXTRA, "optimized's kernel at a fixed 128x192 tile, 5 stages",
@@ -116,8 +126,8 @@ const klab_op klab_op_gemm = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 8,
-    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n160, &wgmma_n192},
+    .nvariants = 10,
+    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n80, &wgmma_n128, &wgmma_n160, &wgmma_n192},
     .npresets = (int)(sizeof presets / sizeof presets[0]),
     .presets = presets,
 };

@@ -21,7 +21,8 @@
 // clips the stored boxes at the edges of C, so M, N and K tails need no special code. TMA needs 16-byte
 // row strides (K % 8 == 0; N % 8 == 0 for the stores, else the direct masked stores) and 16-byte aligned
 // base addresses.
-// BN (the tile width) is 256 (4 stages of 48 KiB), 192 (5 x 40 KiB), 160 (5 x 36 KiB) or 128 (6 x 32 KiB):
+// BN (the tile width) is 256 (4 stages of 48 KiB), 192 (5 x 40 KiB), 160 (5 x 36 KiB), 128 (6 x 32 KiB) or
+// 80 (7 x 26 KiB; C boxes of 16 columns):
 // the launcher takes the width with the fewest estimated waves x tile cost, see pick_bn(); `wgmma_mc2` runs
 // the same kernel as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
 #include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
@@ -40,24 +41,29 @@
 #define WG_PRODUCER_REGS 40
 #define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
 
-#define WG_EPI_BOX_COLS 32  // C is stored by TMA in boxes of 64 rows x 32 columns (64-byte rows, 64B swizzle)
-#define WG_EPI_BOX_BYTES (64 * WG_EPI_BOX_COLS * 2)
 
 template <int BN>
 struct wg_config {
   // The ring takes what the epilogue buffer leaves of 227 KiB: 4 x 48 KiB (256), 5 x 40 KiB (192), 5 x 36 KiB
-  // (160), 6 x 32 KiB (128).
-  static_assert(BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
-  static constexpr int STAGES = BN == 256 ? 4 : BN == 128 ? 6 : 5;
+  // (160), 6 x 32 KiB (128), 7 x 26 KiB (80).
+  static_assert(BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
+  static constexpr int STAGES = BN == 256 ? 4 : BN == 128 ? 6 : BN == 80 ? 7 : 5;
   static constexpr int A_BYTES = WG_BM * WG_BK * 2;  // 16 KiB
-  static constexpr int B_BYTES = BN * WG_BK * 2;     // 32 or 16 KiB
+  static constexpr int B_BYTES = BN * WG_BK * 2;     // 10 to 32 KiB
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
-  // Epilogue buffer per consumer warpgroup, in C boxes of 64 x 32: its 64 x BN part of the tile goes out in
-  // BN / 32 boxes, EPI_BOXES at a time (rounds): 256: 4 of 8 (2 rounds), 192: 3 of 6 (2), 160: 5 (1), 128: 4 (1).
-  static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : 4;
-  static constexpr int EPI_ROUNDS = BN / WG_EPI_BOX_COLS / EPI_BOXES;
-  static_assert(EPI_ROUNDS * EPI_BOXES * WG_EPI_BOX_COLS == BN, "the epilogue rounds cover the tile width");
-  static constexpr int EPI_BYTES = 2 * EPI_BOXES * WG_EPI_BOX_BYTES;
+  // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns: 32 columns (64-byte rows, 64B swizzle) where
+  // BN is a multiple of 32, else 16 (32-byte rows, 32B swizzle). TMA swizzles 16-byte chunk c of row r to
+  // c ^ ((r * BOX_ROW_BYTES / 128) % CHUNKS).
+  static constexpr int BOX_COLS = BN % 32 == 0 ? 32 : 16;
+  static constexpr int BOX_ROW_BYTES = BOX_COLS * 2;
+  static constexpr int BOX_BYTES = 64 * BOX_ROW_BYTES;
+  static constexpr int CHUNKS = BOX_ROW_BYTES / 16;  // 16-byte chunks per box row: 4 or 2
+  // Epilogue buffer per consumer warpgroup: its 64 x BN part of the tile goes out in BN / BOX_COLS boxes,
+  // EPI_BOXES at a time (rounds): 256: 4 of 8 (2 rounds), 192: 3 of 6 (2), 160: 5 (1), 128: 4 (1), 80: 5 of 16 columns (1).
+  static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : BN == 80 ? 5 : 4;
+  static constexpr int EPI_ROUNDS = BN / BOX_COLS / EPI_BOXES;
+  static_assert(EPI_ROUNDS * EPI_BOXES * BOX_COLS == BN, "the epilogue rounds cover the tile width");
+  static constexpr int EPI_BYTES = 2 * EPI_BOXES * BOX_BYTES;
   // 1024 bytes of slack to align the ring to the swizzle period, the ring, the epilogue buffers, then full[]
   // and empty[] barriers.
   static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8;
@@ -66,8 +72,11 @@ static_assert(wg_config<256>::SMEM_BYTES <= 227 * 1024, "BN=256 ring exceeds the
 static_assert(wg_config<128>::SMEM_BYTES <= 227 * 1024, "BN=128 ring exceeds the 227 KiB opt-in shared memory");
 static_assert(wg_config<160>::SMEM_BYTES <= 227 * 1024, "BN=160 ring exceeds the 227 KiB opt-in shared memory");
 static_assert(wg_config<192>::SMEM_BYTES <= 227 * 1024, "BN=192 ring exceeds the 227 KiB opt-in shared memory");
+static_assert(wg_config<80>::SMEM_BYTES <= 227 * 1024, "BN=80 ring exceeds the 227 KiB opt-in shared memory");
 // The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
-static_assert(wg_config<160>::B_BYTES % 1024 == 0 && wg_config<192>::B_BYTES % 1024 == 0, "B stages must stay 1024-aligned");
+// In 2-CTA clusters each CTA multicasts half of the W tile (BN / 2 rows): that half must start on a period too.
+static_assert(wg_config<80>::B_BYTES % 2048 == 0 && wg_config<160>::B_BYTES % 2048 == 0 && wg_config<192>::B_BYTES % 2048 == 0,
+              "B stages and their halves must stay 1024-aligned");
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define WG_DEVICE_OK 1
@@ -155,141 +164,46 @@ static __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t smem_addr) {
   return (uint64_t)((smem_addr & 0x3FFFFu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
 }
 
-// D[64x128] += A[64x16] . B[128x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
-static __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, "
-      "%64, %65, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b));
-}
-
-// D[64x256] += A[64x16] . B[256x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
-static __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, "
-      "%128, %129, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(desc_a), "l"(desc_b));
-}
-
-// D[64x160] += A[64x16] . B[160x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
-static __device__ __forceinline__ void wgmma_m64n160k16(float (&d)[80], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n160k16.f32.bf16.bf16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79"
-      "}, "
-      "%80, %81, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
-      : "l"(desc_a), "l"(desc_b));
-}
-
-// D[64x192] += A[64x16] . B[192x16]^T; both operands K-major in shared memory (descriptors), fp32 accumulators.
-static __device__ __forceinline__ void wgmma_m64n192k16(float (&d)[96], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n"
-      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
-      "}, "
-      "%96, %97, 1, 1, 1, 0, 0;\n"  // scale-d 1 (accumulate), scale-a/b 1, both K-major
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-      : "l"(desc_a), "l"(desc_b));
-}
-
+// wgmma m64nNk16 (N = BN: 80, 128, 160, 192, 256): D[64xN] += A[64x16] . B[Nx16]^T, both operands K-major in
+// shared memory (descriptors), fp32 accumulators in N / 2 registers per thread. The asm operand lists are
+// generated: WG_Rk names accumulator operands 8k .. 8k+7 in the instruction text, WG_ACC8(i) binds d[i .. i+7];
+// the two descriptors follow the N / 2 accumulators (operands N / 2 and N / 2 + 1).
+#define WG_R0 "%0, %1, %2, %3, %4, %5, %6, %7"
+#define WG_R1 ", %8, %9, %10, %11, %12, %13, %14, %15"
+#define WG_R2 ", %16, %17, %18, %19, %20, %21, %22, %23"
+#define WG_R3 ", %24, %25, %26, %27, %28, %29, %30, %31"
+#define WG_R4 ", %32, %33, %34, %35, %36, %37, %38, %39"
+#define WG_R5 ", %40, %41, %42, %43, %44, %45, %46, %47"
+#define WG_R6 ", %48, %49, %50, %51, %52, %53, %54, %55"
+#define WG_R7 ", %56, %57, %58, %59, %60, %61, %62, %63"
+#define WG_R8 ", %64, %65, %66, %67, %68, %69, %70, %71"
+#define WG_R9 ", %72, %73, %74, %75, %76, %77, %78, %79"
+#define WG_R10 ", %80, %81, %82, %83, %84, %85, %86, %87"
+#define WG_R11 ", %88, %89, %90, %91, %92, %93, %94, %95"
+#define WG_R12 ", %96, %97, %98, %99, %100, %101, %102, %103"
+#define WG_R13 ", %104, %105, %106, %107, %108, %109, %110, %111"
+#define WG_R14 ", %112, %113, %114, %115, %116, %117, %118, %119"
+#define WG_R15 ", %120, %121, %122, %123, %124, %125, %126, %127"
+#define WG_ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define WG_ACC32(i) WG_ACC8(i), WG_ACC8(i + 8), WG_ACC8(i + 16), WG_ACC8(i + 24)
+#define WG_REGS32 WG_R0 WG_R1 WG_R2 WG_R3
+#define WG_REGS64 WG_REGS32 WG_R4 WG_R5 WG_R6 WG_R7
+#define WG_REGS96 WG_REGS64 WG_R8 WG_R9 WG_R10 WG_R11
+// The immediates after the descriptors: scale-d 1 (accumulate), scale-a/b 1, both K-major.
+#define WG_DEFINE_TILE_K16(BN, REGS, DESCS, ...)                                                                   \
+  template <>                                                                                                     \
+  __device__ __forceinline__ void wgmma_tile_k16<BN>(float (&d)[BN / 2], uint64_t desc_a, uint64_t desc_b) {       \
+    asm volatile("{\nwgmma.mma_async.sync.aligned.m64n" #BN "k16.f32.bf16.bf16 {" REGS "}, " DESCS ", 1, 1, 1, 0, 0;\n}\n" \
+                 : __VA_ARGS__                                                                                     \
+                 : "l"(desc_a), "l"(desc_b));                                                                      \
+  }
 template <int BN>
 static __device__ __forceinline__ void wgmma_tile_k16(float (&d)[BN / 2], uint64_t desc_a, uint64_t desc_b);
-template <>
-__device__ __forceinline__ void wgmma_tile_k16<128>(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_m64n128k16(d, desc_a, desc_b);
-}
-template <>
-__device__ __forceinline__ void wgmma_tile_k16<256>(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_m64n256k16(d, desc_a, desc_b);
-}
-template <>
-__device__ __forceinline__ void wgmma_tile_k16<160>(float (&d)[80], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_m64n160k16(d, desc_a, desc_b);
-}
-template <>
-__device__ __forceinline__ void wgmma_tile_k16<192>(float (&d)[96], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_m64n192k16(d, desc_a, desc_b);
-}
+WG_DEFINE_TILE_K16(80, WG_REGS32 WG_R4, "%40, %41", WG_ACC32(0), WG_ACC8(32))
+WG_DEFINE_TILE_K16(128, WG_REGS64, "%64, %65", WG_ACC32(0), WG_ACC32(32))
+WG_DEFINE_TILE_K16(160, WG_REGS64 WG_R8 WG_R9, "%80, %81", WG_ACC32(0), WG_ACC32(32), WG_ACC8(64), WG_ACC8(72))
+WG_DEFINE_TILE_K16(192, WG_REGS96, "%96, %97", WG_ACC32(0), WG_ACC32(32), WG_ACC32(64))
+WG_DEFINE_TILE_K16(256, WG_REGS96 WG_R12 WG_R13 WG_R14 WG_R15, "%128, %129", WG_ACC32(0), WG_ACC32(32), WG_ACC32(64), WG_ACC32(96))
 
 // Two neighbouring outputs of one row: one 4-byte store where the pair is aligned, else element-wise.
 static __device__ __forceinline__ void store_pair(__nv_bfloat16 *C, int64_t M, int64_t N, int64_t row, int64_t col,
@@ -470,21 +384,25 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
       // while the bulk stores write global memory. Direct stores from the fragment layout (below) write 8
       // rows x 16 bytes per instruction, and all CTAs finish their tiles together: the epilogue took 15-25%
       // of the kernel (docs/ops/gemm.md, step 7).
-      // Box layout (TMA 64B swizzle): row r of a box is 64 bytes; its 16-byte chunk c sits at c ^ ((r >> 1) & 3).
-      // A warp's store covers 8 rows g at one chunk: (g & 1, (g >> 1) & 3) differ, so 32 different banks.
-      const uint32_t buf = epi + consumer * (cfg::EPI_BOXES * WG_EPI_BOX_BYTES);
+      // Box layout (TMA swizzle, see wg_config): 64B swizzle: row r is 64 bytes, its chunk c at c ^ ((r >> 1) & 3);
+      // 32B swizzle (BN = 80): row r is 32 bytes, chunk c at c ^ ((r >> 2) & 1). A warp's store covers 8 rows g
+      // at one chunk; the row offset and the swizzled chunk spread them over 32 different banks either way.
+      const uint32_t buf = epi + consumer * (cfg::EPI_BOXES * cfg::BOX_BYTES);
       const int wg_thread = threadIdx.x % 128;
       const int r0 = warp_in_group * 16 + g, r1 = r0 + 8;  // rows within the warpgroup's 64
-      const uint32_t row_off0 = r0 * 64, row_off1 = r1 * 64, sw = (uint32_t)((r0 >> 1) & 3);  // r1 has the same swizzle
+      // r1 = r0 + 8 has the same swizzle: 8 rows move the pattern's index by 4 (64B) or 2 (32B), a multiple of CHUNKS.
+      const uint32_t row_off0 = r0 * cfg::BOX_ROW_BYTES, row_off1 = r1 * cfg::BOX_ROW_BYTES;
+      const uint32_t sw = (uint32_t)((r0 * cfg::BOX_ROW_BYTES / 128) % cfg::CHUNKS);
 #pragma unroll
       for (int round = 0; round < cfg::EPI_ROUNDS; round++) {
         // The buffer is free once this warpgroup's previous bulk stores have read it (the previous round or tile).
         if (wg_thread == 0) bulk_wait_read_all();
         warpgroup_bar(1 + consumer);
 #pragma unroll
-        for (int jj = 0; jj < cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8; jj++) {
-          const int j = round * (cfg::EPI_BOXES * WG_EPI_BOX_COLS / 8) + jj;  // 8-column group within the tile
-          const uint32_t box = buf + (jj / 4) * WG_EPI_BOX_BYTES, chunk = ((uint32_t)(jj % 4) ^ sw) * 16 + 4 * q;
+        for (int jj = 0; jj < cfg::EPI_BOXES * cfg::CHUNKS; jj++) {
+          const int j = round * (cfg::EPI_BOXES * cfg::CHUNKS) + jj;  // 8-column group within the tile
+          const uint32_t box = buf + (jj / cfg::CHUNKS) * cfg::BOX_BYTES;
+          const uint32_t chunk = ((uint32_t)(jj % cfg::CHUNKS) ^ sw) * 16 + 4 * q;
           __nv_bfloat162 v0 = __floats2bfloat162_rn(d[4 * j + 0], d[4 * j + 1]);
           __nv_bfloat162 v1 = __floats2bfloat162_rn(d[4 * j + 2], d[4 * j + 3]);
           st_shared_u32(box + row_off0 + chunk, *reinterpret_cast<uint32_t *>(&v0));
@@ -496,9 +414,9 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
           const int64_t row0 = (int64_t)tm * WG_BM + consumer * 64;
 #pragma unroll
           for (int b = 0; b < cfg::EPI_BOXES; b++) {
-            const int64_t col0 = (int64_t)tn * BN + (round * cfg::EPI_BOXES + b) * WG_EPI_BOX_COLS;
+            const int64_t col0 = (int64_t)tn * BN + (round * cfg::EPI_BOXES + b) * cfg::BOX_COLS;
             // TMA clips boxes at the edges of C; boxes wholly outside (odd tile rows of a cluster, N tails) are skipped.
-            if (row0 < M && col0 < N) tma_store_2d(&map_c, buf + b * WG_EPI_BOX_BYTES, (int)col0, (int)row0);
+            if (row0 < M && col0 < N) tma_store_2d(&map_c, buf + b * cfg::BOX_BYTES, (int)col0, (int)row0);
           }
           bulk_commit();
         }
@@ -556,20 +474,22 @@ static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t col
 }
 
 // Tile width: the one with the smaller estimated time = (tiles per CTA, i.e. waves) x (cost of one tile), over
-// the widths 256, 192, 160, 128. A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN;
+// the widths 256, 192, 160, 128, 80. A tile's cost is taken as proportional to BN + 28 (MMA work grows with BN;
 // the A tile, barrier waits and issue overhead do not), so a 128-wide tile costs 0.55 of a 256-wide one. 160 and 192 exist for the wave
 // quantisation of the Qwen3 shapes: N = 2560 at M = 2048 is 160 tiles of 256 (2 waves, the second 21%
 // full) but 256 tiles of 160 (2 full waves); N = 6144 at M = 512 is 96 tiles of 256 (36 SMs idle) but
-// 128 tiles of 192 (one full wave). A narrower tile moves more bytes per flop, so it must win by > 3%.
+// 128 tiles of 192 (one full wave). 80 is for N = 2560 at M = 512 (Qwen3-4B o, down): 80 tiles of 128 leave
+// 52 SMs idle, 128 tiles of 80 fill 128 (cuBLAS runs 128 CTAs of 128 x 80 there). A narrower tile moves more
+// bytes per flop, so it must win by > 3%.
 static double waves_cost(int64_t M, int64_t N, int sms, int bn) {
   const int64_t tiles = ((M + WG_BM - 1) / WG_BM) * ((N + bn - 1) / bn);
   return (double)((tiles + sms - 1) / sms) * ((double)bn + 28.0) / (256.0 + 28.0);
 }
 static int pick_bn(int64_t M, int64_t N, int sms) {
-  static const int narrower[] = {192, 160, 128};
+  static const int narrower[] = {192, 160, 128, 80};
   int best = 256;
   double best_cost = waves_cost(M, N, sms, 256);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     const double cost = waves_cost(M, N, sms, narrower[i]);
     if (cost < 0.97 * best_cost) best = narrower[i], best_cost = cost;
   }
@@ -662,7 +582,7 @@ static int wgmma_prepare(const char *variant, const uint16_t *A, const uint16_t 
 }
 
 // Builds the tensor maps (per launch on the host, a few microseconds, passed by value) and launches the
-// kernel of tile width bn (128, 160, 192 or 256).
+// kernel of tile width bn (80, 128, 160, 192 or 256).
 // cluster 2: 2-CTA clusters sharing the W tile (each CTA loads half of it, hence boxes of bn / 2 rows).
 static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                         int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
@@ -675,13 +595,18 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
   // kernel ignores map_c then, so it is left zeroed).
   const int tma_store = N % 8 == 0 && (uintptr_t)C % 16 == 0;
   memset(&map_c, 0, sizeof map_c);
-  if (tma_store && make_map(&map_c, C, M, N, 64, WG_EPI_BOX_COLS, CU_TENSOR_MAP_SWIZZLE_64B, "C", err)) return -1;
+  // The C boxes of wg_config: 32 columns in 64B swizzle, or 16 in 32B swizzle for BN = 80.
+  const int box_cols = bn % 32 == 0 ? 32 : 16;
+  if (tma_store && make_map(&map_c, C, M, N, 64, box_cols, box_cols == 32 ? CU_TENSOR_MAP_SWIZZLE_64B : CU_TENSOR_MAP_SWIZZLE_32B,
+                            "C", err))
+    return -1;
   if (cluster == 2) {
     switch (bn) {
       case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 160: return launch_bn_mc2<160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 128: return launch_bn_mc2<128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 80: return launch_bn_mc2<80>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       default: break;  // reported below
     }
   } else if (cluster == 1) {
@@ -690,10 +615,11 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
       case 192: return launch_bn<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 160: return launch_bn<160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 128: return launch_bn<128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 80: return launch_bn<80>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       default: break;  // reported below
     }
   }
-  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (cluster %d) is not one of 128, 160, 192, 256 (cluster 1 or 2)",
+  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (cluster %d) is not one of 80, 128, 160, 192, 256 (cluster 1 or 2)",
                    variant, (long long)M, (long long)N, (long long)K, bn, cluster);
 }
 
@@ -708,8 +634,8 @@ extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C,
 extern "C" int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
                                 void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
   (void)workspace, (void)workspace_bytes;
-  if (tile_n != 128 && tile_n != 160 && tile_n != 192 && tile_n != 256)
-    return klab_fail(err, "gemm wgmma_width M=%lld N=%lld K=%lld: tile width %d is not one of 128, 160, 192, 256", (long long)M,
+  if (tile_n != 80 && tile_n != 128 && tile_n != 160 && tile_n != 192 && tile_n != 256)
+    return klab_fail(err, "gemm wgmma_width M=%lld N=%lld K=%lld: tile width %d is not one of 80, 128, 160, 192, 256", (long long)M,
                      (long long)N, (long long)K, tile_n);
   int sms = 0;
   if (wgmma_prepare("wgmma_width", A, W, C, M, N, K, &sms, err)) return -1;
