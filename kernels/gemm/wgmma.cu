@@ -41,7 +41,6 @@
 #define WG_PRODUCER_REGS 40
 #define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
 
-
 template <int BN>
 struct wg_config {
   // The ring takes what the epilogue buffer leaves of 227 KiB: 4 x 48 KiB (256), 5 x 40 KiB (192), 5 x 36 KiB
