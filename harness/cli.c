@@ -54,13 +54,15 @@ static void usage_run(const char *cmd, FILE *f) {
           "  --variant V   only this variant%s\n"
           "  --seeds N     gate checks per variant (distributions cycle uniform/normal/outliers; default 3)\n"
           "  --seed S      first seed (default 20261122); every result row names the seed it was checked with\n",
-          cmd, strcmp(cmd, "bench") == 0 ? " [--csv FILE] [--peaks FILE] [--graph] [timing options]" : "",
+          cmd, strcmp(cmd, "bench") == 0 ? " [--csv FILE] [--peaks FILE] [--graph] [--spaced] [timing options]" : "",
           strcmp(cmd, "bench") == 0 ? " (the vendor baseline still runs, for the speedup column)" : "");
   if (strcmp(cmd, "bench") == 0)
     fprintf(f,
             "  --csv FILE    write the CSV rows to FILE ('-' for stdout); columns in docs/methodology.md\n"
             "  --peaks FILE  measured ceilings (default results/peaks/<gpu>.json; `klab peaks` makes it)\n"
             "  --graph       time replays of a CUDA graph of each launch\n"
+            "  --spaced      wait for every timed launch before the next (each starts on an idle GPU; by default\n"
+            "                launches run back-to-back, where a kernel may overlap or queue behind the previous one)\n"
             "  --max-noise X stop when the relative standard error of the mean is below X (default 0.005)\n"
             "  --min-samples N / --max-samples N / --max-seconds S   sampling bounds per round (default 50 / 2000 / 3)\n"
             "  --rounds N    time every variant N times in alternating order, pooling the samples (default 1):\n"
@@ -86,7 +88,7 @@ static int parse_run_args(int argc, char **argv, int bench, cli_opts *o) {
       if (!o->op) { fprintf(stderr, "klab %s: unknown op '%s' (see `klab list`)\n", cmd, a); return -1; }
       continue;
     }
-    if (!v && strcmp(a, "--graph") != 0 && strcmp(a, "--verbose") != 0) {
+    if (!v && strcmp(a, "--graph") != 0 && strcmp(a, "--spaced") != 0 && strcmp(a, "--verbose") != 0) {
       fprintf(stderr, "klab %s: %s needs a value\n", cmd, a);
       return -1;
     }
@@ -110,6 +112,7 @@ static int parse_run_args(int argc, char **argv, int bench, cli_opts *o) {
     } else if (bench && strcmp(a, "--csv") == 0) o->csv = v, i++;
     else if (bench && strcmp(a, "--peaks") == 0) o->peaks_path = v, i++;
     else if (bench && strcmp(a, "--graph") == 0) o->run.use_graph = 1;
+    else if (bench && strcmp(a, "--spaced") == 0) o->run.spaced = 1;
     else if (strcmp(a, "--verbose") == 0) o->run.verbose = 1;
     else if (bench && strcmp(a, "--max-noise") == 0) { if (parse_double(a, v, 1e-6, 1.0, &o->run.max_noise)) return -1; i++; }
     else if (bench && strcmp(a, "--min-samples") == 0) { if (parse_int(a, v, 1, 1000000, &n)) return -1; o->run.min_samples = (int)n; i++; }

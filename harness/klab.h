@@ -154,7 +154,7 @@ typedef struct {
   double median_us, p10_us, p90_us, mean_us; /* CUPTI kernel time per invocation (or events, see timer) */
   int n;
   double event_median_us; /* CUDA-event time per invocation, same launches */
-  char timer[16];         /* "cupti" or "events" */
+  char timer[32];         /* "cupti" or "events", "+graph" / "+spaced" in those modes */
   double bytes, flops, ai, gbps, tflops;
   double pct_peak_bw, pct_peak_flops; /* NaN when peaks are unknown */
   double speedup_vs_vendor;           /* vendor median / this median; NaN without a vendor */

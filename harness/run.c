@@ -311,6 +311,10 @@ static int time_variant(shape_state *s, const klab_variant *v, void *ws, size_t 
       if (cudaEventRecord(ev[2 * i + 1], s->stream) != cudaSuccess) { klab_fail(err, "cudaEventRecord failed"); goto done; }
       if (use_cupti && klab_cupti_pop(err)) goto done;
       copy = (copy + 1) % s->ncopies;
+      if (o->spaced && cudaStreamSynchronize(s->stream) != cudaSuccess) {
+        klab_fail(err, "%s %s %s: spaced launch failed: %s", s->op->name, s->shape_text, v->name, cudaGetErrorString(cudaGetLastError()));
+        goto done;
+      }
     }
     cudaError_t sync = cudaStreamSynchronize(s->stream);
     if (sync != cudaSuccess) { klab_fail(err, "%s %s %s: timed launches failed: %s", s->op->name, s->shape_text, v->name, cudaGetErrorString(sync)); goto done; }
@@ -380,7 +384,8 @@ static int time_variants(shape_state *s, const klab_variant *const *vs, int nv, 
     klab_stats_compute(ev_samples[i], count[i], &est);
     r->median_us = st.median, r->p10_us = st.p10, r->p90_us = st.p90, r->mean_us = st.mean, r->n = count[i];
     r->event_median_us = est.median;
-    snprintf(r->timer, sizeof r->timer, "%s%s", klab_cupti_active() ? "cupti" : "events", o->use_graph ? "+graph" : "");
+    snprintf(r->timer, sizeof r->timer, "%s%s%s", klab_cupti_active() ? "cupti" : "events", o->use_graph ? "+graph" : "",
+             o->spaced ? "+spaced" : "");
   }
   rc = 0;
 done:

@@ -12,6 +12,8 @@ typedef struct {
   const char *variant;   /* only this variant (NULL: all); the vendor is still timed for speedups */
   int time_it;           /* 0: gate only (klab check) */
   int use_graph;         /* time replays of a captured CUDA graph of the launch */
+  int spaced;            /* host sync after every timed launch: each starts on an idle GPU, none overlaps or
+                          * queues behind the previous one (by default launches run back-to-back in batches) */
   double max_noise;      /* stop when the relative standard error of the mean < this (e.g. 0.005) */
   int min_samples, max_samples;
   double max_seconds;    /* time cap per variant (wall) */

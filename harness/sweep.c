@@ -582,7 +582,7 @@ static int parse_source(pctx *c, shape_acc *a, const cJSON *src, const char *pat
 
 static int parse_timing(pctx *c, const cJSON *j, const char *path, klab_run_opts *o) {
   static const char *const keys[] = {"seed", "seeds", "max_noise", "min_samples", "max_samples", "max_seconds",
-                                     "warmup_ms", "rounds", "graph", "verbose", NULL};
+                                     "warmup_ms", "rounds", "graph", "spaced", "verbose", NULL};
   if (!cJSON_IsObject(j)) return perr(c, path, "must be an object, got %s", json_type(j));
   if (check_keys(c, j, path, keys)) return -1;
   char p[256];
@@ -599,6 +599,7 @@ static int parse_timing(pctx *c, const cJSON *j, const char *path, klab_run_opts
   if (TKEY("warmup_ms")) { if (get_num(c, it, p, 0.0, 60000.0, &d)) return -1; o->warmup_ms = d; }
   if (TKEY("rounds")) { if (get_int(c, it, p, 1, &v)) return -1; if (v > 100) return perr(c, p, "at most 100"); o->rounds = (int)v; }
   if (TKEY("graph")) { if (!cJSON_IsBool(it)) return perr(c, p, "must be true or false, got %s", json_type(it)); o->use_graph = cJSON_IsTrue(it); }
+  if (TKEY("spaced")) { if (!cJSON_IsBool(it)) return perr(c, p, "must be true or false, got %s", json_type(it)); o->spaced = cJSON_IsTrue(it); }
   if (TKEY("verbose")) { if (!cJSON_IsBool(it)) return perr(c, p, "must be true or false, got %s", json_type(it)); o->verbose = cJSON_IsTrue(it); }
 #undef TKEY
   if (o->min_samples > o->max_samples)

@@ -36,6 +36,7 @@ expect 2 "unknown option" -- "$klab" bench gemv --frobnicate 1
 expect 2 "missing value" -- "$klab" bench gemv --csv
 expect 2 "zero rounds" -- "$klab" bench gemv --rounds 0
 expect 2 "rounds on check" -- "$klab" check gemv --rounds 2
+expect 2 "spaced on check" -- "$klab" check gemv --spaced
 if ! nvidia-smi -L >/dev/null 2>&1; then
   # No GPU here: GPU commands must refuse clearly, never pretend.
   expect 2 "check with no GPU" -- "$klab" check gemv --shape M=1,N=64,K=64

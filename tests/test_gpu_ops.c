@@ -140,6 +140,17 @@ static void test_timing(void) {
   for (int i = 0; i < n; i++)
     CHECK_MSG(rows[i].status == KLAB_PASS && rows[i].n == 90 && rows[i].median_us > 0, "%s: %d samples over 3 rounds of 30 (%s)",
               rows[i].variant, rows[i].n, rows[i].note);
+  /* Spaced: a host sync after every launch; the timer says so and every launch is still one sample. */
+  o.rounds = 1;
+  o.spaced = 1;
+  rc = klab_run_shape(op, shape, &o, NULL, rows, &n, &err);
+  CHECK_MSG(rc == 0, "spaced run: %s", rc < 0 ? err.msg : "a variant failed");
+  for (int i = 0; i < n; i++) {
+    CHECK_MSG(rows[i].status == KLAB_PASS && rows[i].n == 30 && rows[i].median_us > 0 && strstr(rows[i].timer, "+spaced"),
+              "%s: spaced, %d samples, timer %s (%s)", rows[i].variant, rows[i].n, rows[i].timer, rows[i].note);
+    printf("  timing(spaced) %-10s median %.2f us events %.2f us n %d (%s)\n", rows[i].variant, rows[i].median_us,
+           rows[i].event_median_us, rows[i].n, rows[i].timer);
+  }
 }
 
 int main(void) {

@@ -21,7 +21,7 @@ static void good_specs(void) {
   const char *text =
       "{\"name\": \"t1\", \"description\": \"d\", \"dtype\": \"bf16\",\n"
       " \"timing\": {\"seed\": 7, \"seeds\": 4, \"max_noise\": 0.02, \"min_samples\": 10, \"max_samples\": 99,\n"
-      "            \"max_seconds\": 0.5, \"warmup_ms\": 3, \"rounds\": 3, \"graph\": true},\n"
+      "            \"max_seconds\": 0.5, \"warmup_ms\": 3, \"rounds\": 3, \"graph\": true, \"spaced\": true},\n"
       " \"ops\": [\n"
       "  {\"op\": \"rmsnorm\", \"shapes\": [\n"
       "     {\"list\": [\"T=1,H=2560\", {\"T\": 3, \"H\": 64}], \"label\": \"hand\"},\n"
@@ -49,7 +49,7 @@ static void good_specs(void) {
   CHECK_NEAR(r->opts.max_seconds, 0.5, 1e-12);
   CHECK_NEAR(r->opts.warmup_ms, 3.0, 1e-12);
   CHECK(r->opts.rounds == 3 && g->opts.rounds == 3);
-  CHECK(r->opts.use_graph == 1 && r->opts.time_it == 1 && r->opts.variant == NULL);
+  CHECK(r->opts.use_graph == 1 && r->opts.spaced == 1 && r->opts.time_it == 1 && r->opts.variant == NULL);
   CHECK(r->nvariants == 0);
   CHECK(g->nvariants == 1 && !strcmp(g->variants[0], "optimized"));
   CHECK(g->opts.seeds == 2 && g->opts.seed == 7); /* entry timing overrides, the rest inherited */
@@ -148,6 +148,8 @@ static void bad_specs(void) {
        "$.timing.rounds:", ">= 1"},
       {"{\"ops\": [{\"op\": \"rmsnorm\", \"timing\": {\"graph\": 1}, \"shapes\": {\"list\": [\"T=1,H=8\"]}}]}",
        "$.ops[0].timing.graph:", "true or false"},
+      {"{\"timing\": {\"spaced\": \"yes\"}, \"ops\": [{\"op\": \"rmsnorm\", \"shapes\": {\"list\": [\"T=1,H=8\"]}}]}",
+       "$.timing.spaced:", "true or false"},
       {"{\"ops\": [{\"op\": \"rmsnorm\", \"dtype\": \"f32\", \"shapes\": {\"list\": [\"T=1,H=8\"]}}]}", "$.ops[0].dtype:",
        "does not run dtype f32"},
       {"{\"ops\": [{\"op\": \"rmsnorm\", \"shapes\": {\"model\": \"no/such/config.json\", \"phase\": \"decode\"}}]}",
