@@ -31,6 +31,24 @@ typedef int (*gemm_fn)(const uint16_t *, const uint16_t *, uint16_t *, int64_t, 
 
 enum { LAUNCHES = 200, MAX_COPIES = 64 };
 
+/* The inputs every launch rotates over. */
+typedef struct {
+  uint16_t *A[MAX_COPIES], *W[MAX_COPIES], *C;
+  int copies;
+  int64_t M, N, K;
+  void *ws;
+  size_t ws_bytes;
+  cudaStream_t st;
+} gemm_inputs;
+
+/* Launch i of `name` (input copy i % copies); 0, or 1 with the failing call on stderr. */
+static int launch(const gemm_inputs *in, gemm_fn fn, const char *name, int i) {
+  klab_err err = {{0}};
+  if (fn(in->A[i % in->copies], in->W[i % in->copies], in->C, in->M, in->N, in->K, in->ws, in->ws_bytes, in->st, &err) == 0) return 0;
+  fprintf(stderr, "gemm_back_to_back: %s: %s\n", name, err.msg);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   int64_t M = 512, N = 2560, K = 4096;
   if (argc == 4) {
@@ -54,41 +72,36 @@ int main(int argc, char **argv) {
   /* Random bf16 in the gate's ranges (A uniform in [-1, 1), W in [-0.02, 0.02)): zeros would draw less power. */
   uint16_t *host = malloc(bytes_a > bytes_w ? bytes_a : bytes_w);
   if (!host) return fprintf(stderr, "gemm_back_to_back: out of host memory\n"), 1;
-  uint16_t *A[MAX_COPIES], *W[MAX_COPIES], *C = NULL;
-  void *ws = NULL;
+  gemm_inputs in = {.copies = copies, .M = M, .N = N, .K = K, .ws_bytes = gemm_workspace_bytes(M, N, K)};
   for (int c = 0; c < copies; c++) {
     for (int64_t i = 0; i < M * K; i++) host[i] = klab_float_to_bf16(2.0f * klab_rand_uniform_f(1 + (uint64_t)c, (uint64_t)i) - 1.0f);
-    CK(cudaMalloc((void **)&A[c], bytes_a));
-    CK(cudaMemcpy(A[c], host, bytes_a, cudaMemcpyHostToDevice));
+    CK(cudaMalloc((void **)&in.A[c], bytes_a));
+    CK(cudaMemcpy(in.A[c], host, bytes_a, cudaMemcpyHostToDevice));
     for (int64_t i = 0; i < N * K; i++) host[i] = klab_float_to_bf16(0.04f * klab_rand_uniform_f(1001 + (uint64_t)c, (uint64_t)i) - 0.02f);
-    CK(cudaMalloc((void **)&W[c], bytes_w));
-    CK(cudaMemcpy(W[c], host, bytes_w, cudaMemcpyHostToDevice));
+    CK(cudaMalloc((void **)&in.W[c], bytes_w));
+    CK(cudaMemcpy(in.W[c], host, bytes_w, cudaMemcpyHostToDevice));
   }
   free(host);
-  const size_t ws_bytes = gemm_workspace_bytes(M, N, K);
-  CK(cudaMalloc((void **)&C, (size_t)(M * N) * 2));
-  CK(cudaMalloc(&ws, ws_bytes));
-  cudaStream_t st;
-  CK(cudaStreamCreate(&st));
+  CK(cudaMalloc((void **)&in.C, (size_t)(M * N) * 2));
+  CK(cudaMalloc(&in.ws, in.ws_bytes));
+  CK(cudaStreamCreate(&in.st));
+  cudaStream_t st = in.st;
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
 
   const gemm_fn fns[3] = {gemm_optimized, gemv_cublas, gemv_cublaslt};
   const char *names[3] = {"optimized", "cublas", "cublaslt"};
-  klab_err err = {{0}};
   printf("gemm M=%lld N=%lld K=%lld, %d input copies, %d launches per measurement; us per launch\n", (long long)M, (long long)N,
          (long long)K, copies, LAUNCHES);
   for (int round = 0; round < 3; round++) {
     for (int f = 0; f < 3; f++) {
       for (int i = 0; i < 20; i++) /* warm-up: module load, cuBLASLt plan, clocks */
-        if (fns[f](A[i % copies], W[i % copies], C, M, N, K, ws, ws_bytes, st, &err))
-          return fprintf(stderr, "gemm_back_to_back: %s: %s\n", names[f], err.msg), 1;
+        if (launch(&in, fns[f], names[f], i)) return 1;
       CK(cudaStreamSynchronize(st));
       CK(cudaEventRecord(e0, st));
       for (int i = 0; i < LAUNCHES; i++)
-        if (fns[f](A[i % copies], W[i % copies], C, M, N, K, ws, ws_bytes, st, &err))
-          return fprintf(stderr, "gemm_back_to_back: %s: %s\n", names[f], err.msg), 1;
+        if (launch(&in, fns[f], names[f], i)) return 1;
       CK(cudaEventRecord(e1, st));
       CK(cudaEventSynchronize(e1));
       float ms = 0.0f;
@@ -96,8 +109,7 @@ int main(int argc, char **argv) {
       double sum = 0.0, best = 1e30;
       for (int i = 0; i < LAUNCHES; i++) {
         CK(cudaEventRecord(e0, st));
-        if (fns[f](A[i % copies], W[i % copies], C, M, N, K, ws, ws_bytes, st, &err))
-          return fprintf(stderr, "gemm_back_to_back: %s: %s\n", names[f], err.msg), 1;
+        if (launch(&in, fns[f], names[f], i)) return 1;
         CK(cudaEventRecord(e1, st));
         CK(cudaEventSynchronize(e1));
         float one = 0.0f;
@@ -109,7 +121,7 @@ int main(int argc, char **argv) {
              sum / LAUNCHES, best);
     }
   }
-  for (int c = 0; c < copies; c++) cudaFree(A[c]), cudaFree(W[c]);
-  cudaFree(C), cudaFree(ws);
+  for (int c = 0; c < copies; c++) cudaFree(in.A[c]), cudaFree(in.W[c]);
+  cudaFree(in.C), cudaFree(in.ws);
   return 0;
 }

@@ -41,6 +41,10 @@
 #define WG_PRODUCER_REGS 40
 #define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
 
+// Columns of the C boxes the TMA epilogue stores (device config and host tensor map alike): 32 (64-byte rows,
+// 64B swizzle) where the tile width is a multiple of 32, else 16 (32-byte rows, 32B swizzle).
+static constexpr int wg_box_cols(int bn) { return bn % 32 == 0 ? 32 : 16; }
+
 template <int BN>
 struct wg_config {
   // The ring takes what the epilogue buffer leaves of 227 KiB: 4 x 48 KiB (256), 5 x 40 KiB (192), 5 x 36 KiB
@@ -50,10 +54,9 @@ struct wg_config {
   static constexpr int A_BYTES = WG_BM * WG_BK * 2;  // 16 KiB
   static constexpr int B_BYTES = BN * WG_BK * 2;     // 10 to 32 KiB
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
-  // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns: 32 columns (64-byte rows, 64B swizzle) where
-  // BN is a multiple of 32, else 16 (32-byte rows, 32B swizzle). TMA swizzles 16-byte chunk c of row r to
-  // c ^ ((r * BOX_ROW_BYTES / 128) % CHUNKS).
-  static constexpr int BOX_COLS = BN % 32 == 0 ? 32 : 16;
+  // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns (wg_box_cols). TMA swizzles 16-byte chunk c
+  // of row r to c ^ ((r * BOX_ROW_BYTES / 128) % CHUNKS).
+  static constexpr int BOX_COLS = wg_box_cols(BN);
   static constexpr int BOX_ROW_BYTES = BOX_COLS * 2;
   static constexpr int BOX_BYTES = 64 * BOX_ROW_BYTES;
   static constexpr int CHUNKS = BOX_ROW_BYTES / 16;  // 16-byte chunks per box row: 4 or 2
@@ -595,7 +598,7 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
   const int tma_store = N % 8 == 0 && (uintptr_t)C % 16 == 0;
   memset(&map_c, 0, sizeof map_c);
   // The C boxes of wg_config: 32 columns in 64B swizzle, or 16 in 32B swizzle for BN = 80.
-  const int box_cols = bn % 32 == 0 ? 32 : 16;
+  const int box_cols = wg_box_cols(bn);
   if (tma_store && make_map(&map_c, C, M, N, 64, box_cols, box_cols == 32 ? CU_TENSOR_MAP_SWIZZLE_64B : CU_TENSOR_MAP_SWIZZLE_32B,
                             "C", err))
     return -1;
