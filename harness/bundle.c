@@ -483,8 +483,10 @@ int klab_aggregate_write(const klab_bundle *b, const char *path, klab_err *err) 
   fprintf(f, "- Rows: %d (PASS %d, FAIL %d, SKIP %d, ERROR %d)\n\n", b->nrows, counts[KLAB_PASS], counts[KLAB_FAIL],
           counts[KLAB_SKIP], counts[KLAB_ERROR]);
   fprintf(f, "Times are medians of CUPTI kernel durations per invocation (the `timer` column says when CUDA events were "
-             "used). %% roofline = achieved / min(peak FLOP/s, AI x peak bandwidth). \"vs vendor\" = vendor median / "
-             "this median (> 1: faster than cuBLAS); \"vs naive\" likewise.\n\n");
+             "used). %% roofline = achieved / min(peak FLOP/s, AI x peak bandwidth). \"%% of a read this size\" = the time "
+             "the fastest streaming read of the row's bytes takes (the peaks' size curve) / this median: what is left "
+             "for a kernel of this size, launch and first-byte latency included (- without a curve). \"vs vendor\" = "
+             "vendor median / this median (> 1: faster than cuBLAS); \"vs naive\" likewise.\n\n");
 
   /* ops in order of first appearance */
   for (int k = 0; k < ng; k++) {
@@ -542,14 +544,14 @@ int klab_aggregate_write(const klab_bundle *b, const char *path, klab_err *err) 
         fprintf(f, " none | - |\n");
       }
     }
-    fprintf(f, "\n### Details\n\n| shape | variant | status | median us | p10-p90 us | n | GB/s | TFLOP/s | %% roofline | vs vendor | vs naive |\n"
-               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    fprintf(f, "\n### Details\n\n| shape | variant | status | median us | p10-p90 us | n | GB/s | TFLOP/s | %% roofline | %% of a read this size | vs vendor | vs naive |\n"
+               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int j = k; j < ng; j++) {
       if (strcmp(b->rows[g[j].first].op, op)) continue;
       double vref = group_ref(b, &g[j], 1), nref = group_ref(b, &g[j], 0);
       for (int t = 0; t < g[j].n; t++) {
         const klab_result *r = &b->rows[g[j].idx[t]];
-        char med[32], band[48], gb[32], tf[32], pr[32], sv[32], sn[32];
+        char med[32], band[48], gb[32], tf[32], pr[32], ps[32], sv[32], sn[32];
         int tp = timed_pass(r);
         fmt_num(med, sizeof med, tp ? r->median_us : NAN, "%.2f");
         if (tp && isfinite(r->p10_us) && isfinite(r->p90_us)) snprintf(band, sizeof band, "%.2f-%.2f", r->p10_us, r->p90_us);
@@ -557,12 +559,13 @@ int klab_aggregate_write(const klab_bundle *b, const char *path, klab_err *err) 
         fmt_num(gb, sizeof gb, tp ? r->gbps : NAN, "%.0f");
         fmt_num(tf, sizeof tf, tp ? r->tflops : NAN, "%.3g");
         fmt_num(pr, sizeof pr, tp ? klab_row_pct_roofline(b, r) : NAN, "%.1f");
+        fmt_num(ps, sizeof ps, tp ? r->pct_size_bw : NAN, "%.1f");
         double svv = tp ? (isfinite(r->speedup_vs_vendor) ? r->speedup_vs_vendor : vref / r->median_us) : NAN;
         double snv = tp ? nref / r->median_us : NAN;
         fmt_num(sv, sizeof sv, r->vendor ? NAN : svv, "%.2fx");
         fmt_num(sn, sizeof sn, strcmp(r->variant, "naive") ? snv : NAN, "%.2fx");
-        fprintf(f, "| %s | %s%s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", r->shape, r->variant,
-                r->vendor ? " (vendor)" : "", klab_status_name(r->status), med, band, r->n, gb, tf, pr, sv, sn);
+        fprintf(f, "| %s | %s%s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", r->shape, r->variant,
+                r->vendor ? " (vendor)" : "", klab_status_name(r->status), med, band, r->n, gb, tf, pr, ps, sv, sn);
         for (int v = 0; v < nv; v++) {
           if (strcmp(vars[v], r->variant)) continue;
           if (isfinite(svv) && svv > 0 && !r->vendor) gv[v].log_sum += log(svv), gv[v].n++;

@@ -154,17 +154,18 @@ static void print_check_row(const klab_result *r) {
 }
 
 static void print_bench_row(const klab_result *r) {
-  char med[32], p10[32], p90[32], ev[32], gb[32], pbw[32], tf[32], sp[32];
+  char med[32], p10[32], p90[32], ev[32], gb[32], pbw[32], psz[32], tf[32], sp[32];
   fmt_num(med, sizeof med, r->median_us, "%.2f");
   fmt_num(p10, sizeof p10, r->p10_us, "%.2f");
   fmt_num(p90, sizeof p90, r->p90_us, "%.2f");
   fmt_num(ev, sizeof ev, r->event_median_us, "%.2f");
   fmt_num(gb, sizeof gb, r->gbps, "%.0f");
   fmt_num(pbw, sizeof pbw, r->pct_peak_bw, "%.1f%%");
+  fmt_num(psz, sizeof psz, r->pct_size_bw, "%.1f%%");
   fmt_num(tf, sizeof tf, r->tflops, "%.3g");
   fmt_num(sp, sizeof sp, r->speedup_vs_vendor, "%.2fx");
-  printf("  %-10s %-5s %9s us [p10 %s p90 %s, n %d, events %s]  %7s GB/s %7s of bw  %6s TFLOP/s  vs vendor %s%s%s\n",
-         r->variant, klab_status_name(r->status), med, p10, p90, r->n, ev, gb, pbw, tf, sp, r->note[0] ? "  " : "", r->note);
+  printf("  %-10s %-5s %9s us [p10 %s p90 %s, n %d, events %s]  %7s GB/s %7s of bw (%s of a read this size)  %6s TFLOP/s  vs vendor %s%s%s\n",
+         r->variant, klab_status_name(r->status), med, p10, p90, r->n, ev, gb, pbw, psz, tf, sp, r->note[0] ? "  " : "", r->note);
 }
 
 static int run_command(int argc, char **argv, int bench) {
@@ -285,7 +286,9 @@ static int cmd_peaks(int argc, char **argv) {
       printf("usage: klab peaks [--out FILE] [--read-mib N] [--gemm-n N] [--verbose]\n"
              "  measures streaming-read bandwidth (N MiB buffer, default 4096, 16-byte loads) and the cuBLAS bf16\n"
              "  GEMM rate at N^3 (default 8192), prints them as JSON and saves them to FILE\n"
-             "  (default results/peaks/<gpu>.json, where `klab bench` looks)\n");
+             "  (default results/peaks/<gpu>.json, where `klab bench` looks); with CUPTI also the size curve:\n"
+             "  the best kernel time of a streaming read of 4 KiB .. 1 GiB from DRAM, which bench's\n"
+             "  pct_size_bw column divides by\n");
       return 0;
     }
     if (strcmp(a, "--verbose") == 0) { verbose = 1; continue; }
@@ -296,6 +299,9 @@ static int cmd_peaks(int argc, char **argv) {
     else { fprintf(stderr, "klab peaks: unknown option '%s'\n", a); return 2; }
     i++;
   }
+  /* CUPTI before the first kernel: the size curve is timed like `klab bench`. */
+  char why[256];
+  int cupti = klab_cupti_start(why, sizeof why);
   klab_device_info dev;
   klab_err err;
   if (klab_device_query(&dev, &err)) { fprintf(stderr, "klab peaks: %s\n", err.msg); return 2; }
@@ -308,13 +314,18 @@ static int cmd_peaks(int argc, char **argv) {
     fprintf(stderr, "klab peaks: %s\n", err.msg);
     return 2;
   }
+  if (!cupti) fprintf(stderr, "klab peaks: %s: no size curve measured (pct_size_bw columns stay empty)\n", why);
+  else if (klab_measure_read_curve(&p, verbose, &err)) {
+    fprintf(stderr, "klab peaks: %s\n", err.msg);
+    return 2;
+  }
   p.valid = 1;
   char path[512];
   if (out) snprintf(path, sizeof path, "%s", out);
   else klab_peaks_default_path(dev.name, path, sizeof path);
   if (klab_peaks_save(path, &p, &err)) { fprintf(stderr, "klab peaks: %s\n", err.msg); return 2; }
-  printf("{\"gpu\": \"%s\", \"read_bw_gbps\": %.1f, \"gemm_bf16_tflops\": %.1f, \"date\": \"%s\", \"saved\": \"%s\"}\n", p.gpu, p.read_bw_gbps,
-         p.gemm_bf16_tflops, p.date, path);
+  printf("{\"gpu\": \"%s\", \"read_bw_gbps\": %.1f, \"gemm_bf16_tflops\": %.1f, \"read_curve_points\": %d, \"date\": \"%s\", \"saved\": \"%s\"}\n",
+         p.gpu, p.read_bw_gbps, p.gemm_bf16_tflops, p.ncurve, p.date, path);
   return 0;
 }
 

@@ -9,15 +9,17 @@
 static const char *const columns[] = {
     "op", "variant", "vendor", "shape", "dtype", "status", "max_abs_err", "max_rel_err", "rel_l2", "seed",
     "median_us", "p10_us", "p90_us", "mean_us", "n", "event_median_us", "timer", "bytes", "flops", "ai",
-    "gbps", "tflops", "pct_peak_bw", "pct_peak_flops", "speedup_vs_vendor", "note"};
+    "gbps", "tflops", "pct_peak_bw", "pct_peak_flops", "pct_size_bw", "speedup_vs_vendor", "note"};
 enum { NCOLS = sizeof columns / sizeof columns[0] };
+/* Columns added after the first bundles were committed: a file without them reads as NaN there. */
+static int optional_column(int c) { return strcmp(columns[c], "pct_size_bw") == 0; }
 
 void klab_result_init(klab_result *r) {
   memset(r, 0, sizeof *r);
   r->max_abs_err = r->max_rel_err = r->rel_l2 = NAN;
   r->median_us = r->p10_us = r->p90_us = r->mean_us = r->event_median_us = NAN;
   r->bytes = r->flops = r->ai = r->gbps = r->tflops = NAN;
-  r->pct_peak_bw = r->pct_peak_flops = r->speedup_vs_vendor = NAN;
+  r->pct_peak_bw = r->pct_peak_flops = r->speedup_vs_vendor = r->pct_size_bw = NAN;
   r->status = KLAB_ERROR;
 }
 
@@ -68,6 +70,7 @@ void klab_csv_row(FILE *f, const klab_result *r) {
   put_num(f, r->tflops, "%.4g"), fputc(',', f);
   put_num(f, r->pct_peak_bw, "%.1f"), fputc(',', f);
   put_num(f, r->pct_peak_flops, "%.1f"), fputc(',', f);
+  put_num(f, r->pct_size_bw, "%.1f"), fputc(',', f);
   put_num(f, r->speedup_vs_vendor, "%.3f"), fputc(',', f);
   put_text(f, r->note);
   fputc('\n', f);
@@ -156,7 +159,7 @@ int klab_csv_read(const char *path, klab_result **rows_out, int *nrows_out, klab
     col_of[c] = -1;
     for (int i = 0; i < nf; i++)
       if (strcmp(fields[i], columns[c]) == 0) col_of[c] = i;
-    if (col_of[c] < 0) {
+    if (col_of[c] < 0 && !optional_column(c)) {
       free(line);
       fclose(f);
       return klab_fail(err, "%s: header lacks column '%s'", path, columns[c]);
@@ -183,7 +186,7 @@ int klab_csv_read(const char *path, klab_result **rows_out, int *nrows_out, klab
     klab_result *r = &rows[n];
     klab_result_init(r);
     const char *v[NCOLS];
-    for (int c = 0; c < NCOLS; c++) v[c] = fl[col_of[c]];
+    for (int c = 0; c < NCOLS; c++) v[c] = col_of[c] >= 0 ? fl[col_of[c]] : "";
     int bad = -1;
     double d, nd;
     if (copy_text(r->op, sizeof r->op, v[0])) bad = 0;
@@ -210,8 +213,9 @@ int klab_csv_read(const char *path, klab_result **rows_out, int *nrows_out, klab
     else if (parse_double(v[21], &r->tflops)) bad = 21;
     else if (parse_double(v[22], &r->pct_peak_bw)) bad = 22;
     else if (parse_double(v[23], &r->pct_peak_flops)) bad = 23;
-    else if (parse_double(v[24], &r->speedup_vs_vendor)) bad = 24;
-    else if (copy_text(r->note, sizeof r->note, v[25])) bad = 25;
+    else if (parse_double(v[24], &r->pct_size_bw)) bad = 24;
+    else if (parse_double(v[25], &r->speedup_vs_vendor)) bad = 25;
+    else if (copy_text(r->note, sizeof r->note, v[26])) bad = 26;
     if (bad >= 0) {
       klab_fail(err, "%s: record %d: bad value '%s' in column '%s'", path, lineno, v[bad], columns[bad]);
       free(line), free(rows), fclose(f);

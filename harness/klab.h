@@ -157,6 +157,7 @@ typedef struct {
   char timer[32];         /* "cupti" or "events", "+graph" / "+spaced" in those modes */
   double bytes, flops, ai, gbps, tflops;
   double pct_peak_bw, pct_peak_flops; /* NaN when peaks are unknown */
+  double pct_size_bw;                 /* floor time of a streaming read of `bytes` / median (NaN: no curve) */
   double speedup_vs_vendor;           /* vendor median / this median; NaN without a vendor */
   char note[256];                     /* FAIL/SKIP/ERROR reason, or remarks */
 } klab_result;
@@ -168,17 +169,28 @@ void klab_csv_row(FILE *f, const klab_result *r);
 int klab_csv_read(const char *path, klab_result **rows, int *nrows, klab_err *err);
 
 /* ---- measured ceilings (klab peaks) ---- */
+#define KLAB_CURVE_MAX 64
 typedef struct {
   int valid;
   char gpu[128];
   double read_bw_gbps;     /* streaming read, GB/s (1e9 B/s) */
   double gemm_bf16_tflops; /* cuBLAS bf16 GEMM 8192^3 */
   char date[32];
+  /* Size curve: the best CUPTI kernel time (us) of a streaming read of curve_bytes[i] bytes from DRAM,
+   * bytes ascending. ncurve 0 when not measured (older peaks files). */
+  int ncurve;
+  double curve_bytes[KLAB_CURVE_MAX], curve_us[KLAB_CURVE_MAX];
 } klab_peaks;
 int klab_peaks_load(const char *path, klab_peaks *p, klab_err *err);
 int klab_peaks_save(const char *path, const klab_peaks *p, klab_err *err);
 /* Default location for this GPU: results/peaks/<gpu-name-slug>.json under the current directory. */
 void klab_peaks_default_path(const char *gpu_name, char *buf, size_t len);
+/* The shortest time (us) the measured size curve allows for reading `bytes`: linear in bytes between
+ * curve points, the 4 GiB rate past the last one. NaN without a curve or below its first point. */
+double klab_peaks_read_floor_us(const klab_peaks *p, double bytes);
+/* The peaks as a JSON object (the peaks file; the `peaks` object of a bundle's env.json). */
+struct cJSON;
+struct cJSON *klab_peaks_to_json(const klab_peaks *p);
 
 #ifdef __cplusplus
 }

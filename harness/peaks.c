@@ -35,6 +35,42 @@ static char *read_file(const char *path, klab_err *err) {
   return buf;
 }
 
+/* The optional size curve: [{"bytes": B, "us": T, ...}, ...], bytes strictly ascending, times positive
+ * and not decreasing (reading more never takes less time at the floor). */
+static int load_curve(const char *path, const cJSON *c, klab_peaks *p, klab_err *err) {
+  p->ncurve = 0;
+  if (!c) return 0;
+  if (!cJSON_IsArray(c)) return klab_fail(err, "%s: 'read_curve' is not an array", path);
+  int n = cJSON_GetArraySize(c);
+  if (n > KLAB_CURVE_MAX) return klab_fail(err, "%s: 'read_curve' has %d points, at most %d", path, n, KLAB_CURVE_MAX);
+  for (int i = 0; i < n; i++) {
+    const cJSON *pt = cJSON_GetArrayItem(c, i);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(pt, "bytes"), *t = cJSON_GetObjectItemCaseSensitive(pt, "us");
+    if (!cJSON_IsNumber(b) || !(b->valuedouble >= 1) || !cJSON_IsNumber(t) || !(t->valuedouble > 0))
+      return klab_fail(err, "%s: read_curve[%d] needs a positive 'bytes' and 'us'", path, i);
+    if (i > 0 && !(b->valuedouble > p->curve_bytes[i - 1]))
+      return klab_fail(err, "%s: read_curve[%d]: bytes %.0f not above the previous point's", path, i, b->valuedouble);
+    if (i > 0 && t->valuedouble < p->curve_us[i - 1])
+      return klab_fail(err, "%s: read_curve[%d]: %.3f us for more bytes than the previous point's %.3f us", path, i,
+                       t->valuedouble, p->curve_us[i - 1]);
+    p->curve_bytes[i] = b->valuedouble;
+    p->curve_us[i] = t->valuedouble;
+  }
+  p->ncurve = n;
+  return 0;
+}
+
+double klab_peaks_read_floor_us(const klab_peaks *p, double bytes) {
+  if (!p || !p->valid || p->ncurve < 1 || !(bytes >= p->curve_bytes[0])) return NAN;
+  int n = p->ncurve;
+  if (bytes >= p->curve_bytes[n - 1])
+    return p->curve_us[n - 1] + (bytes - p->curve_bytes[n - 1]) / (p->read_bw_gbps * 1e3); /* GB/s = 1e3 B/us */
+  int i = 0;
+  while (bytes > p->curve_bytes[i + 1]) i++;
+  double f = (bytes - p->curve_bytes[i]) / (p->curve_bytes[i + 1] - p->curve_bytes[i]);
+  return p->curve_us[i] + f * (p->curve_us[i + 1] - p->curve_us[i]);
+}
+
 int klab_peaks_load(const char *path, klab_peaks *p, klab_err *err) {
   memset(p, 0, sizeof *p);
   char *text = read_file(path, err);
@@ -55,22 +91,42 @@ int klab_peaks_load(const char *path, klab_peaks *p, klab_err *err) {
     p->read_bw_gbps = bw->valuedouble;
     p->gemm_bf16_tflops = tf->valuedouble;
     if (cJSON_IsString(date)) snprintf(p->date, sizeof p->date, "%s", date->valuestring);
-    p->valid = 1;
+    rc = load_curve(path, cJSON_GetObjectItemCaseSensitive(root, "read_curve"), p, err);
+    p->valid = rc == 0;
   }
   cJSON_Delete(root);
   return rc;
 }
 
-int klab_peaks_save(const char *path, const klab_peaks *p, klab_err *err) {
+cJSON *klab_peaks_to_json(const klab_peaks *p) {
   cJSON *root = cJSON_CreateObject();
-  if (!root) return klab_fail(err, "out of memory");
+  if (!root) return NULL;
   cJSON_AddStringToObject(root, "gpu", p->gpu);
   cJSON_AddNumberToObject(root, "read_bw_gbps", p->read_bw_gbps);
   cJSON_AddNumberToObject(root, "gemm_bf16_tflops", p->gemm_bf16_tflops);
   cJSON_AddStringToObject(root, "date", p->date);
   cJSON_AddStringToObject(root, "method",
                           "read: 4 GiB buffer, 16-byte loads, median of 20 launches, best launch shape; "
-                          "gemm: cublasGemmEx bf16 8192^3, fp32 compute, random operands, median of 20");
+                          "gemm: cublasGemmEx bf16 8192^3, fp32 compute, random operands, median of 20; "
+                          "read_curve: CUPTI kernel time of reading B bytes (a new DRAM-resident slice of a 2 GiB "
+                          "buffer each launch), median of 30 launches, best of 18 launch shapes");
+  if (p->ncurve > 0) {
+    cJSON *c = cJSON_AddArrayToObject(root, "read_curve");
+    for (int i = 0; c && i < p->ncurve; i++) {
+      cJSON *pt = cJSON_CreateObject();
+      if (!pt) break;
+      cJSON_AddNumberToObject(pt, "bytes", p->curve_bytes[i]);
+      cJSON_AddNumberToObject(pt, "us", p->curve_us[i]);
+      cJSON_AddNumberToObject(pt, "gbps", round(p->curve_bytes[i] / p->curve_us[i] * 1e-3 * 10) / 10); /* for readers */
+      cJSON_AddItemToArray(c, pt);
+    }
+  }
+  return root;
+}
+
+int klab_peaks_save(const char *path, const klab_peaks *p, klab_err *err) {
+  cJSON *root = klab_peaks_to_json(p);
+  if (!root) return klab_fail(err, "out of memory");
   char *text = cJSON_Print(root);
   cJSON_Delete(root);
   if (!text) return klab_fail(err, "out of memory");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness/peaks.h"
+#include "harness/timing.h"
 #include "reference/rng.h"
 
 static int cmp_float(const void *a, const void *b) {
@@ -100,6 +101,94 @@ fail:
   if (sink) cudaFree(sink);
   if (e0) cudaEventDestroy(e0);
   if (e1) cudaEventDestroy(e1);
+  return rc;
+}
+
+static int launch_read(int unroll, int grid, const uint4 *p, size_t n, unsigned *sink) {
+  if (unroll == 4) stream_read_kernel<4><<<grid, 256>>>(p, n, sink);
+  else if (unroll == 8) stream_read_kernel<8><<<grid, 256>>>(p, n, sink);
+  else stream_read_kernel<16><<<grid, 256>>>(p, n, sink);
+  return cudaGetLastError() == cudaSuccess ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+// The size curve. A kernel that moves B bytes cannot beat the best streaming read of B bytes, and for small
+// B that read is far from the 4 GiB rate (launch, first-byte latency and the tail weigh on it). Timed like
+// `klab bench` (CUPTI kernel durations of back-to-back launches) so the two can be divided. Every launch
+// reads a new slice of a 2 GiB buffer (40x the H100's L2), so the bytes come from DRAM as the harness's
+// rotated copies do.
+extern "C" int klab_measure_read_curve(klab_peaks *pk, int verbose, klab_err *err) {
+  const size_t buf_bytes = (size_t)2 << 30;
+  const int reps = 30, warm = 3;
+  uint4 *buf = NULL;
+  unsigned *sink = NULL;
+  int rc = -1, sms = 0, np = 0;
+  double us[reps + warm];
+  int kernels[reps + warm];
+  size_t sizes[KLAB_CURVE_MAX];
+  uint64_t next_id = 1, slice_counter = 0;
+  // 4 KiB .. 1 MiB by doubling, then 1 MiB .. 1 GiB in steps of sqrt(2) (rounded to 1.5x between powers of 2):
+  // the decode ops (5 KB .. 100 MB) land between close points.
+  for (size_t b = 4096; b < ((size_t)1 << 20); b *= 2) sizes[np++] = b;
+  for (size_t b = (size_t)1 << 20; b <= ((size_t)1 << 30); b *= 2) {
+    sizes[np++] = b;
+    if (b < ((size_t)1 << 30)) sizes[np++] = b + b / 2;
+  }
+  if (!klab_cupti_active()) { klab_fail(err, "peaks: the size curve needs CUPTI kernel timing, which is unavailable"); return -1; }
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "SM count");
+  CK(cudaMalloc(&buf, buf_bytes), "allocate the 2 GiB curve buffer");
+  CK(cudaMalloc(&sink, sizeof(unsigned)), "allocate sink");
+  fill_words_kernel<<<sms * 8, 256>>>(buf, buf_bytes / sizeof(uint4), 777);
+  CK(cudaGetLastError(), "fill launch");
+  CK(cudaDeviceSynchronize(), "fill");
+  pk->ncurve = 0;
+  for (int i = 0; i < np; i++) {
+    const size_t bytes = sizes[i], n = bytes / sizeof(uint4), nslices = buf_bytes / bytes;
+    const int blocks_per_sm[] = {1, 2, 4, 8, 16, 32};
+    const int unrolls[] = {4, 8, 16};
+    double best = 0;
+    int best_b = 0, best_u = 0;
+    for (int b = 0; b < 6; b++) {
+      for (int u = 0; u < 3; u++) {
+        const uint64_t first = next_id;
+        for (int r = 0; r < warm + reps; r++) {
+          const uint4 *slice = buf + (slice_counter++ % nslices) * n;
+          if (klab_cupti_push(next_id++, err)) goto fail;
+          if (launch_read(unrolls[u], sms * blocks_per_sm[b], slice, n, sink)) {
+            klab_fail(err, "peaks: read kernel launch (%zu bytes, %d blocks/SM, unroll %d): %s", bytes, blocks_per_sm[b],
+                      unrolls[u], cudaGetErrorString(cudaGetLastError()));
+            goto fail;
+          }
+          if (klab_cupti_pop(err)) goto fail;
+        }
+        CK(cudaDeviceSynchronize(), "read kernels");
+        if (klab_cupti_collect(first, warm + reps, us, kernels, err)) goto fail;
+        for (int r = warm; r < warm + reps; r++)
+          if (kernels[r] != 1) { klab_fail(err, "peaks: CUPTI recorded %d kernels for one read launch", kernels[r]); goto fail; }
+        qsort(us + warm, reps, sizeof *us, cmp_double);
+        double med = 0.5 * (us[warm + reps / 2 - 1] + us[warm + reps / 2]);
+        if (best == 0 || med < best) best = med, best_b = blocks_per_sm[b], best_u = unrolls[u];
+      }
+    }
+    // Reading more cannot take less time at the floor: where a larger read measured faster (noise between
+    // close points), the smaller one keeps the larger's time, the conservative choice for a ceiling.
+    pk->curve_bytes[pk->ncurve] = (double)bytes;
+    pk->curve_us[pk->ncurve] = best;
+    for (int j = pk->ncurve - 1; j >= 0 && pk->curve_us[j] > best; j--) pk->curve_us[j] = best;
+    pk->ncurve++;
+    if (verbose)
+      fprintf(stderr, "peaks: read curve %10zu bytes: %8.3f us (%.1f GB/s), %d blocks/SM, unroll %d\n", bytes, best,
+              bytes / best * 1e-3, best_b, best_u);
+  }
+  rc = 0;
+fail:
+  if (rc) pk->ncurve = 0;
+  if (buf) cudaFree(buf);
+  if (sink) cudaFree(sink);
   return rc;
 }
 

@@ -403,6 +403,8 @@ static void derive(const klab_op *op, const int64_t *shape, const klab_peaks *pe
   if (peaks && peaks->valid) {
     r->pct_peak_bw = 100.0 * r->gbps / peaks->read_bw_gbps;
     r->pct_peak_flops = 100.0 * r->tflops / peaks->gemm_bf16_tflops;
+    /* The curve is CUPTI kernel time: compare only kernel times with it. */
+    if (strncmp(r->timer, "cupti", 5) == 0) r->pct_size_bw = 100.0 * klab_peaks_read_floor_us(peaks, r->bytes) / r->median_us;
   }
 }
 

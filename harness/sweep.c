@@ -1036,13 +1036,10 @@ int klab_sweep_run(const klab_sweep_spec *spec, const klab_sweep_run_opts *o, kl
     cJSON_Delete(oj);
     if (prev) cJSON_AddItemToObject(env, "previous_runs", prev);
   }
-  cJSON *jp = cJSON_AddObjectToObject(env, "peaks");
+  cJSON *jp = peaks.valid ? klab_peaks_to_json(&peaks) : cJSON_CreateObject();
+  if (jp) cJSON_AddItemToObject(env, "peaks", jp);
   if (jp && peaks.valid) {
     cJSON_AddStringToObject(jp, "file", ppath);
-    cJSON_AddStringToObject(jp, "gpu", peaks.gpu);
-    cJSON_AddNumberToObject(jp, "read_bw_gbps", peaks.read_bw_gbps);
-    cJSON_AddNumberToObject(jp, "gemm_bf16_tflops", peaks.gemm_bf16_tflops);
-    cJSON_AddStringToObject(jp, "date", peaks.date);
   } else if (jp) {
     cJSON_AddNullToObject(jp, "read_bw_gbps");
     cJSON_AddNullToObject(jp, "gemm_bf16_tflops");

@@ -120,7 +120,7 @@ static void test_csv(void) {
   snprintf(r.dtype, sizeof r.dtype, "bf16");
   r.status = KLAB_FAIL;
   r.max_abs_err = 0.5, r.rel_l2 = 0.01, r.seed = 123456789012ull;
-  r.median_us = 12.25, r.n = 77;
+  r.median_us = 12.25, r.n = 77, r.pct_size_bw = 93.5;
   snprintf(r.timer, sizeof r.timer, "cupti");
   snprintf(r.note, sizeof r.note, "gate seed 3, \"quoted\", comma");
   klab_csv_header(f);
@@ -141,7 +141,17 @@ static void test_csv(void) {
     CHECK_NEAR(rows[0].median_us, 12.25, 1e-9);
     CHECK(isnan(rows[0].gbps));
     CHECK(strcmp(rows[0].shape, "M=1;N=6144;K=2560") == 0);
+    CHECK_NEAR(rows[0].pct_size_bw, 93.5, 1e-9);
   }
+  free(rows);
+  /* A CSV written before the pct_size_bw column existed still reads; the column is unknown (NaN). */
+  f = fopen(path, "w");
+  fputs("op,variant,vendor,shape,dtype,status,max_abs_err,max_rel_err,rel_l2,seed,median_us,p10_us,p90_us,mean_us,n,"
+        "event_median_us,timer,bytes,flops,ai,gbps,tflops,pct_peak_bw,pct_peak_flops,speedup_vs_vendor,note\n"
+        "gemv,naive,0,M=1,bf16,PASS,,,,1,2.5,,,,30,,cupti,,,,,,80.5,,,\n", f);
+  fclose(f);
+  CHECK_MSG(klab_csv_read(path, &rows, &n, &err) == 0, "%s", err.msg);
+  CHECK(n == 1 && isnan(rows[0].pct_size_bw) && rows[0].pct_peak_bw == 80.5 && rows[0].median_us == 2.5);
   free(rows);
   /* Malformed CSVs are refused with a reason. */
   f = fopen(path, "w");
@@ -150,7 +160,7 @@ static void test_csv(void) {
   CHECK(klab_csv_read(path, &rows, &n, &err) != 0 && strstr(err.msg, "lacks column") != NULL);
   f = fopen(path, "w");
   klab_csv_header(f);
-  fputs("gemv,naive,0,M=1,bf16,MAYBE,,,,1,,,,,0,,cupti,,,,,,,,,\n", f);
+  fputs("gemv,naive,0,M=1,bf16,MAYBE,,,,1,,,,,0,,cupti,,,,,,,,,,\n", f);
   fclose(f);
   CHECK(klab_csv_read(path, &rows, &n, &err) != 0 && strstr(err.msg, "status") != NULL);
   CHECK(klab_csv_read("no/such/file.csv", &rows, &n, &err) != 0);
@@ -208,6 +218,39 @@ static void test_peaks_json(void) {
   fputs("{not json", f);
   fclose(f);
   CHECK(klab_peaks_load("peaks_test/bad.json", &q, &err) != 0 && strstr(err.msg, "JSON"));
+  /* A file without a curve (the older format) loads with ncurve 0 and no size floor. */
+  CHECK(klab_peaks_load("peaks_test/sub/p.json", &q, &err) == 0 && q.ncurve == 0);
+  CHECK(isnan(klab_peaks_read_floor_us(&q, 1e6)));
+  /* The size curve: saved, loaded, interpolated linearly in bytes, the 4 GiB rate past its end. */
+  p.ncurve = 3;
+  p.curve_bytes[0] = 4096, p.curve_us[0] = 2.0;
+  p.curve_bytes[1] = 1048576, p.curve_us[1] = 3.0;
+  p.curve_bytes[2] = 2097152, p.curve_us[2] = 4.0;
+  CHECK_MSG(klab_peaks_save("peaks_test/sub/p.json", &p, &err) == 0, "%s", err.msg);
+  CHECK_MSG(klab_peaks_load("peaks_test/sub/p.json", &q, &err) == 0, "%s", err.msg);
+  CHECK(q.ncurve == 3 && q.curve_bytes[2] == 2097152 && q.curve_us[1] == 3.0);
+  CHECK(isnan(klab_peaks_read_floor_us(&q, 4095)));             /* below the curve: unknown */
+  CHECK_NEAR(klab_peaks_read_floor_us(&q, 4096), 2.0, 1e-12);
+  CHECK_NEAR(klab_peaks_read_floor_us(&q, 1572864), 3.5, 1e-12); /* halfway between points 1 and 2 */
+  CHECK_NEAR(klab_peaks_read_floor_us(&q, 1048576), 3.0, 1e-12);
+  /* 3100.5 GB/s = 3100.5 bytes per ns: 3100500 more bytes take 1 us more */
+  CHECK_NEAR(klab_peaks_read_floor_us(&q, 2097152 + 3100500.0), 5.0, 1e-9);
+  /* A malformed curve is refused, naming the problem. */
+  const char *bad_curves[][2] = {
+      {"\"read_curve\": 5", "not an array"},
+      {"\"read_curve\": [{\"bytes\": 4096}]", "read_curve[0]"},
+      {"\"read_curve\": [{\"bytes\": 4096, \"us\": -1}]", "read_curve[0]"},
+      {"\"read_curve\": [{\"bytes\": 8192, \"us\": 2}, {\"bytes\": 4096, \"us\": 3}]", "not above"},
+      {"\"read_curve\": [{\"bytes\": 4096, \"us\": 3}, {\"bytes\": 8192, \"us\": 2}]", "for more bytes"},
+      {"\"read_curve\": [\"x\"]", "read_curve[0]"},
+  };
+  for (size_t i = 0; i < sizeof bad_curves / sizeof bad_curves[0]; i++) {
+    f = fopen("peaks_test/bad.json", "w");
+    fprintf(f, "{\"gpu\": \"x\", \"read_bw_gbps\": 3000, \"gemm_bf16_tflops\": 700, %s}", bad_curves[i][0]);
+    fclose(f);
+    CHECK_MSG(klab_peaks_load("peaks_test/bad.json", &q, &err) != 0 && strstr(err.msg, bad_curves[i][1]) && !q.valid,
+              "curve case %zu: %s", i, err.msg);
+  }
   remove("peaks_test/bad.json"), remove("peaks_test/sub/p.json"), remove("peaks_test/sub"), remove("peaks_test");
 }
 
