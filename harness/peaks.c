@@ -107,7 +107,7 @@ cJSON *klab_peaks_to_json(const klab_peaks *p) {
   cJSON_AddStringToObject(root, "date", p->date);
   cJSON_AddStringToObject(root, "method",
                           "read: 4 GiB buffer, 16-byte loads, median of 20 launches, best launch shape; "
-                          "gemm: cublasGemmEx bf16 8192^3, fp32 compute, random operands, median of 20; "
+                          "gemm: cublasGemmEx bf16 8192^3, fp32 compute, random operands, best median of 3 rounds of 20; "
                           "read_curve: CUPTI kernel time of reading B bytes (a new DRAM-resident slice of a 2 GiB "
                           "buffer each launch), median of 30 launches, best of 18 launch shapes");
   if (p->ncurve > 0) {

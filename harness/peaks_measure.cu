@@ -202,9 +202,10 @@ extern "C" int klab_measure_gemm_bf16(int dim, double *tflops, int verbose, klab
   cublasHandle_t h = NULL;
   cudaEvent_t e0 = NULL, e1 = NULL;
   int rc = -1;
-  const int reps = 20;
+  const int reps = 20, rounds = 3;
   float ms[20];
   size_t n = (size_t)dim * dim;
+  *tflops = 0;
   const float alpha = 1.0f, beta = 0.0f;
   cublasStatus_t st;
   CK(cudaMalloc(&a, n * 2), "allocate A");
@@ -220,7 +221,9 @@ extern "C" int klab_measure_gemm_bf16(int dim, double *tflops, int verbose, klab
     klab_fail(err, "peaks: cublasCreate failed: %s", cublasGetStatusString(st));
     goto fail;
   }
-  for (int r = -3; r < reps; r++) {
+  // Three rounds of 20 after 10 warm-up launches; the best round's median is the ceiling (one round of 20
+  // ranged 766-798 TFLOP/s over runs on the H100: clocks settle under sustained tensor-core load).
+  for (int r = -10; r < rounds * reps; r++) {
     CK(cudaEventRecord(e0), "event record");
     st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, dim, dim, dim, &alpha, a, CUDA_R_16BF, dim, b, CUDA_R_16BF, dim,
                       &beta, c, CUDA_R_16BF, dim, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
@@ -230,10 +233,13 @@ extern "C" int klab_measure_gemm_bf16(int dim, double *tflops, int verbose, klab
     }
     CK(cudaEventRecord(e1), "event record");
     CK(cudaEventSynchronize(e1), "gemm");
-    if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1), "elapsed");
+    if (r >= 0) CK(cudaEventElapsedTime(&ms[r % reps], e0, e1), "elapsed");
+    if (r >= 0 && r % reps == reps - 1) {
+      const double t = 2.0 * dim * (double)dim * dim / (median_of(ms, reps) * 1e-3) / 1e12;
+      if (verbose) fprintf(stderr, "peaks: cuBLAS bf16 GEMM %d^3, round %d: %.1f TFLOP/s\n", dim, r / reps + 1, t);
+      if (t > *tflops) *tflops = t;
+    }
   }
-  *tflops = 2.0 * dim * (double)dim * dim / (median_of(ms, reps) * 1e-3) / 1e12;
-  if (verbose) fprintf(stderr, "peaks: cuBLAS bf16 GEMM %d^3: %.1f TFLOP/s\n", dim, *tflops);
   rc = 0;
 fail:
   if (h) cublasDestroy(h);
