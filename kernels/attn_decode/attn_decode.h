@@ -40,7 +40,10 @@ int attn_decode_optimized(const uint16_t *q, const uint16_t *k_cache, const uint
 /* attn_decode_optimized without the memset of the arrival counters before each launch, for a caller that
  * zeroes the whole workspace once after allocating it: every launch leaves the counters zero again. In a
  * CUDA graph the memset is a node of its own that also breaks a chain of programmatic dependent launches
- * (kernels/common/pdl.h); the engine's decode uses this entry. */
+ * (kernels/common/pdl.h); the engine's decode uses this entry. It also reads ctx_dev and asks L2 for its KV
+ * rows before its programmatic-dependent-launch wait: hints only (a value still being written costs bandwidth,
+ * not correctness); they pay off where, as in the engine's decode graph, only q and row ctx - 1 come from the
+ * kernels before it. */
 int attn_decode_optimized_nomemset(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                    const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                    int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,

@@ -41,10 +41,39 @@ __global__ void __launch_bounds__(WARPS * 32)
 attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ k_cache, const uint4 *__restrict__ v_cache,
                          __nv_bfloat16 *__restrict__ out, const int32_t *__restrict__ ctx_dev, int ctx_host, int group,
                          int head_tiles, int cache_stride, float scale_log2, float2 *__restrict__ part_ml,
-                         float4 *__restrict__ part_acc, unsigned *__restrict__ counters) {
+                         float4 *__restrict__ part_acc, unsigned *__restrict__ counters, int early_prefetch) {
   constexpr int THREADS = WARPS * 32, D4 = D / 4, D8 = D / 8;
   __shared__ split_smem<D, GT, WARPS> sm;
-  klab_pdl_enter();  // q, the cache rows of this step and the device ctx come from the kernels before us
+  if (early_prefetch) {
+    // Before the programmatic-dependent-launch wait, warp 0 asks L2 for this block's K and V rows (bulk
+    // prefetches), so their DRAM time overlaps the kernel before us and the loads after the wait hit L2. Only
+    // hints depend on what is read here: the ctx value (clamped into the cache) picks the rows to prefetch, and
+    // a prefetch changes no data, so a ctx or a row still being written by an earlier kernel can cost
+    // bandwidth, never correctness. In the engine's decode graph neither is (only q and row ctx - 1 come from
+    // the kernels before us; row ctx - 1 is not prefetched).
+    klab_pdl_launch_dependents();
+    if (threadIdx.x < 32) {
+      int c = ctx_host;
+      if (ctx_dev) c = min(max(*ctx_dev, 0), cache_stride);
+      const int chunk = c > 0 ? attn_split_chunk(c, (int)gridDim.x, WARPS * ATTN_TILE) : 0;
+      const int begin = (int)blockIdx.x * chunk, end = min(begin + chunk, c - 1);
+      if (c > 0 && end > begin) {
+        const int kv = (int)blockIdx.y / head_tiles;
+        const char *kp = (const char *)(k_cache + ((int64_t)kv * cache_stride + begin) * D8);
+        const char *vp = (const char *)(v_cache + ((int64_t)kv * cache_stride + begin) * D8);
+        const int64_t bytes = (int64_t)(end - begin) * D * 2;
+        constexpr int PIECE = 4096;  // bytes per bulk prefetch: rows of D * 2 = 128 or 256 bytes, 16-aligned
+        for (int64_t off = (int64_t)(threadIdx.x % 32) * PIECE; off < bytes; off += 32 * PIECE) {
+          const unsigned n = (unsigned)min((int64_t)PIECE, bytes - off);
+          asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(kp + off), "r"(n) : "memory");
+          asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(vp + off), "r"(n) : "memory");
+        }
+      }
+    }
+    klab_pdl_wait();
+  } else {
+    klab_pdl_enter();  // q, the cache rows of this step and the device ctx come from the kernels before us
+  }
 
   const int nslots = (int)gridDim.x, slot = (int)blockIdx.x, tile = (int)blockIdx.y;
   const int kv_head = tile / head_tiles, head_tile = tile % head_tiles;
@@ -141,6 +170,15 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
 }
 
 // ---- host side: configurations, workspace layout, slot choice, dispatch ----
+// The engine's entry (_nomemset) asks L2 for the old KV rows before its PDL wait (see the kernel): H100,
+// Qwen3-4B decode +0.6% at ctx <= 640, level at ctx ~2200 (docs/ops/attn_decode.md, step 7). The lab's
+// variants do not: launched alone there is nothing to overlap. KLAB_ATTN_NO_EARLY_PREFETCH builds the
+// engine without it (the A/B knob, ci/gpu-knobs.sh).
+#ifdef KLAB_ATTN_NO_EARLY_PREFETCH
+#define ATTN_ENGINE_EARLY_PREFETCH 0
+#else
+#define ATTN_ENGINE_EARLY_PREFETCH 1
+#endif
 typedef struct {
   const char *name;
   int warps;          /* warps per block (8 or 4): the chunk granule is warps * 16 positions */
@@ -202,37 +240,37 @@ extern "C" size_t attn_decode_opt_w4_workspace_bytes(int64_t HQ, int64_t HKV, in
 template <int D, int GT, int WARPS, bool PREFETCH>
 static int launch_split(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                         const int32_t *ctx_dev, int ctx, const split_layout *L, int cache_stride, int nslots, char *ws,
-                        cudaStream_t stream, klab_err *err, const char *what) {
+                        int early_prefetch, cudaStream_t stream, klab_err *err, const char *what) {
   const float scale_log2 = (float)(ATTN_LOG2E / sqrt((double)D));
   const dim3 grid((unsigned)nslots, (unsigned)L->tiles);
   KLAB_LAUNCH(err, what, grid, WARPS * 32, 0, stream, attn_decode_split_kernel<D, GT, WARPS, PREFETCH>, (const uint4 *)q,
               (const uint4 *)k_cache, (const uint4 *)v_cache, (__nv_bfloat16 *)out, ctx_dev, ctx, (int)L->group,
               (int)L->head_tiles, cache_stride, scale_log2, (float2 *)(ws + L->ml_offset), (float4 *)(ws + L->acc_offset),
-              (unsigned *)ws);
+              (unsigned *)ws, early_prefetch);
   return 0;
 }
 
 template <int D, int WARPS, bool PREFETCH>
 static int launch_gt(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                      const int32_t *ctx_dev, int ctx, const split_layout *L, int cache_stride, int nslots, char *ws,
-                     cudaStream_t stream, klab_err *err, const char *what) {
+                     int early_prefetch, cudaStream_t stream, klab_err *err, const char *what) {
   switch (L->heads_per_tile) {
-    case 1: return launch_split<D, 1, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
-    case 2: return launch_split<D, 2, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
-    case 4: return launch_split<D, 4, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
-    default: return launch_split<D, 8, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
+    case 1: return launch_split<D, 1, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
+    case 2: return launch_split<D, 2, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
+    case 4: return launch_split<D, 4, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
+    default: return launch_split<D, 8, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
   }
 }
 
 template <int WARPS, bool PREFETCH>
 static int launch_d(int64_t D, const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                     const int32_t *ctx_dev, int ctx, const split_layout *L, int cache_stride, int nslots, char *ws,
-                    cudaStream_t stream, klab_err *err, const char *what) {
-  if (D == 64) return launch_gt<64, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
-  return launch_gt<128, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, stream, err, what);
+                    int early_prefetch, cudaStream_t stream, klab_err *err, const char *what) {
+  if (D == 64) return launch_gt<64, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
+  return launch_gt<128, WARPS, PREFETCH>(q, k_cache, v_cache, out, ctx_dev, ctx, L, cache_stride, nslots, ws, early_prefetch, stream, err, what);
 }
 
-static int run_config(const split_config *cfg, int clear_counters, const uint16_t *q, const uint16_t *k_cache,
+static int run_config(const split_config *cfg, int clear_counters, int early_prefetch, const uint16_t *q, const uint16_t *k_cache,
                       const uint16_t *v_cache, uint16_t *out, const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV,
                       int64_t D, int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                       klab_err *err) {
@@ -278,37 +316,37 @@ static int run_config(const split_config *cfg, int clear_counters, const uint16_
   const int host_ctx = ctx_dev ? 0 : (int)ctx;
   const char *what = ctx_dev ? "attn_decode split kernel (device ctx)" : "attn_decode split kernel";
   if (cfg->warps == 4)
-    return launch_d<4, false>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, stream, err, what);
+    return launch_d<4, false>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, early_prefetch, stream, err, what);
   if (cfg->prefetch)
-    return launch_d<8, true>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, stream, err, what);
-  return launch_d<8, false>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, stream, err, what);
+    return launch_d<8, true>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, early_prefetch, stream, err, what);
+  return launch_d<8, false>(D, q, k_cache, v_cache, out, ctx_dev, host_ctx, &L, (int)cache_stride, (int)nslots, ws, early_prefetch, stream, err, what);
 }
 
 extern "C" int attn_decode_optimized(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                      const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                      int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                      klab_err *err) {
-  return run_config(&CFG_OPTIMIZED, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_OPTIMIZED, 1, 0, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
 extern "C" int attn_decode_opt_nopf(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                     const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                     int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                     klab_err *err) {
-  return run_config(&CFG_NOPF, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_NOPF, 1, 0, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
 extern "C" int attn_decode_opt_w4(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                   const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                   int64_t cache_stride, void *workspace, size_t workspace_bytes, cudaStream_t stream,
                                   klab_err *err) {
-  return run_config(&CFG_W4, 1, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_W4, 1, 0, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
 extern "C" int attn_decode_optimized_nomemset(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                               const int32_t *ctx_dev, int64_t ctx, int64_t HQ, int64_t HKV, int64_t D,
                                               int64_t cache_stride, void *workspace, size_t workspace_bytes,
                                               cudaStream_t stream, klab_err *err) {
-  return run_config(&CFG_OPTIMIZED, 0, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
+  return run_config(&CFG_OPTIMIZED, 0, ATTN_ENGINE_EARLY_PREFETCH, q, k_cache, v_cache, out, ctx_dev, ctx, HQ, HKV, D, cache_stride, workspace,
                     workspace_bytes, stream, err);
 }
