@@ -47,6 +47,18 @@ __global__ void stream_read_kernel(const uint4 *__restrict__ p, size_t n, unsign
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
+// The launch shapes both read measurements search: blocks per SM x 16-byte loads in flight per thread.
+static const int read_blocks_per_sm[] = {1, 2, 4, 8, 16, 32};
+static const int read_unrolls[] = {4, 8, 16};
+enum { READ_SHAPES_B = 6, READ_SHAPES_U = 3 };
+
+static cudaError_t launch_read(int unroll, int grid, const uint4 *p, size_t n, unsigned *sink) {
+  if (unroll == 4) stream_read_kernel<4><<<grid, 256>>>(p, n, sink);
+  else if (unroll == 8) stream_read_kernel<8><<<grid, 256>>>(p, n, sink);
+  else stream_read_kernel<16><<<grid, 256>>>(p, n, sink);
+  return cudaGetLastError();
+}
+
 #define CK(call, what)                                                                                    \
   do {                                                                                                    \
     cudaError_t rc_ = (call);                                                                             \
@@ -73,23 +85,18 @@ extern "C" int klab_measure_read_bw(size_t bytes, double *gbps, int verbose, kla
   {
     // Search launch shapes and loads in flight; the ceiling is the best median found (a kernel of ours
     // beating it would mean the ceiling is wrong, not the kernel super-linear).
-    const int blocks_per_sm[] = {1, 2, 4, 8, 16, 32};
-    const int unrolls[] = {4, 8, 16};
-    for (int b = 0; b < 6; b++) {
-      for (int u = 0; u < 3; u++) {
-        int grid = sms * blocks_per_sm[b];
+    for (int b = 0; b < READ_SHAPES_B; b++) {
+      for (int u = 0; u < READ_SHAPES_U; u++) {
         for (int r = -3; r < reps; r++) {  // three warm-up launches
           CK(cudaEventRecord(e0), "event record");
-          if (unrolls[u] == 4) stream_read_kernel<4><<<grid, 256>>>(buf, n, sink);
-          else if (unrolls[u] == 8) stream_read_kernel<8><<<grid, 256>>>(buf, n, sink);
-          else stream_read_kernel<16><<<grid, 256>>>(buf, n, sink);
-          CK(cudaGetLastError(), "read kernel launch");
+          CK(launch_read(read_unrolls[u], sms * read_blocks_per_sm[b], buf, n, sink), "read kernel launch");
           CK(cudaEventRecord(e1), "event record");
           CK(cudaEventSynchronize(e1), "read kernel");
           if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1), "elapsed");
         }
         double g = (double)(n * sizeof(uint4)) / (median_of(ms, reps) * 1e-3) / 1e9;
-        if (verbose) fprintf(stderr, "peaks: read %zu MiB, %d blocks/SM, unroll %d: %.1f GB/s\n", bytes >> 20, blocks_per_sm[b], unrolls[u], g);
+        if (verbose)
+          fprintf(stderr, "peaks: read %zu MiB, %d blocks/SM, unroll %d: %.1f GB/s\n", bytes >> 20, read_blocks_per_sm[b], read_unrolls[u], g);
         if (g > best) best = g;
       }
     }
@@ -102,13 +109,6 @@ fail:
   if (e0) cudaEventDestroy(e0);
   if (e1) cudaEventDestroy(e1);
   return rc;
-}
-
-static int launch_read(int unroll, int grid, const uint4 *p, size_t n, unsigned *sink) {
-  if (unroll == 4) stream_read_kernel<4><<<grid, 256>>>(p, n, sink);
-  else if (unroll == 8) stream_read_kernel<8><<<grid, 256>>>(p, n, sink);
-  else stream_read_kernel<16><<<grid, 256>>>(p, n, sink);
-  return cudaGetLastError() == cudaSuccess ? 0 : -1;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -148,19 +148,18 @@ extern "C" int klab_measure_read_curve(klab_peaks *pk, int verbose, klab_err *er
   pk->ncurve = 0;
   for (int i = 0; i < np; i++) {
     const size_t bytes = sizes[i], n = bytes / sizeof(uint4), nslices = buf_bytes / bytes;
-    const int blocks_per_sm[] = {1, 2, 4, 8, 16, 32};
-    const int unrolls[] = {4, 8, 16};
     double best = 0;
     int best_b = 0, best_u = 0;
-    for (int b = 0; b < 6; b++) {
-      for (int u = 0; u < 3; u++) {
+    for (int b = 0; b < READ_SHAPES_B; b++) {
+      for (int u = 0; u < READ_SHAPES_U; u++) {
         const uint64_t first = next_id;
         for (int r = 0; r < warm + reps; r++) {
           const uint4 *slice = buf + (slice_counter++ % nslices) * n;
           if (klab_cupti_push(next_id++, err)) goto fail;
-          if (launch_read(unrolls[u], sms * blocks_per_sm[b], slice, n, sink)) {
-            klab_fail(err, "peaks: read kernel launch (%zu bytes, %d blocks/SM, unroll %d): %s", bytes, blocks_per_sm[b],
-                      unrolls[u], cudaGetErrorString(cudaGetLastError()));
+          const cudaError_t le = launch_read(read_unrolls[u], sms * read_blocks_per_sm[b], slice, n, sink);
+          if (le != cudaSuccess) {
+            klab_fail(err, "peaks: read kernel launch (%zu bytes, %d blocks/SM, unroll %d): %s", bytes, read_blocks_per_sm[b],
+                      read_unrolls[u], cudaGetErrorString(le));
             goto fail;
           }
           if (klab_cupti_pop(err)) goto fail;
@@ -171,7 +170,7 @@ extern "C" int klab_measure_read_curve(klab_peaks *pk, int verbose, klab_err *er
           if (kernels[r] != 1) { klab_fail(err, "peaks: CUPTI recorded %d kernels for one read launch", kernels[r]); goto fail; }
         qsort(us + warm, reps, sizeof *us, cmp_double);
         double med = 0.5 * (us[warm + reps / 2 - 1] + us[warm + reps / 2]);
-        if (best == 0 || med < best) best = med, best_b = blocks_per_sm[b], best_u = unrolls[u];
+        if (best == 0 || med < best) best = med, best_b = read_blocks_per_sm[b], best_u = read_unrolls[u];
       }
     }
     // Reading more cannot take less time at the floor: where a larger read measured faster (noise between
