@@ -222,7 +222,7 @@ extern "C" int klab_measure_gemm_bf16(int dim, double *tflops, int verbose, klab
   }
   // Three rounds of 20 after 10 warm-up launches; the best round's median is the ceiling: under sustained
   // tensor-core load the H100 lowers its clocks (rounds of one run: 765, 716, 679 TFLOP/s), so later rounds
-  // only confirm the first; single rounds ranged 765-798 TFLOP/s across runs.
+  // only confirm the first; best rounds ranged 756-798 TFLOP/s across runs.
   for (int r = -10; r < rounds * reps; r++) {
     CK(cudaEventRecord(e0), "event record");
     st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, dim, dim, dim, &alpha, a, CUDA_R_16BF, dim, b, CUDA_R_16BF, dim,
