@@ -65,8 +65,10 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
         constexpr int PIECE = 4096;  // bytes per bulk prefetch: rows of D * 2 = 128 or 256 bytes, 16-aligned
         for (int64_t off = (int64_t)(threadIdx.x % 32) * PIECE; off < bytes; off += 32 * PIECE) {
           const unsigned n = (unsigned)min((int64_t)PIECE, bytes - off);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // bulk prefetch is sm_90+; older builds skip the hint
           asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(kp + off), "r"(n) : "memory");
           asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(vp + off), "r"(n) : "memory");
+#endif
         }
       }
     }
