@@ -111,11 +111,6 @@ fail:
   return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 // The size curve. A kernel that moves B bytes cannot beat the best streaming read of B bytes, and for small
 // B that read is far from the 4 GiB rate (launch, first-byte latency and the tail weigh on it). Timed like
 // `klab bench` (CUPTI kernel durations of back-to-back launches) so the two can be divided. Every launch
@@ -168,8 +163,7 @@ extern "C" int klab_measure_read_curve(klab_peaks *pk, int verbose, klab_err *er
         if (klab_cupti_collect(first, warm + reps, us, kernels, err)) goto fail;
         for (int r = warm; r < warm + reps; r++)
           if (kernels[r] != 1) { klab_fail(err, "peaks: CUPTI recorded %d kernels for one read launch", kernels[r]); goto fail; }
-        qsort(us + warm, reps, sizeof *us, cmp_double);
-        double med = 0.5 * (us[warm + reps / 2 - 1] + us[warm + reps / 2]);
+        const double med = klab_percentile(us + warm, reps, 0.5);
         if (best == 0 || med < best) best = med, best_b = read_blocks_per_sm[b], best_u = read_unrolls[u];
       }
     }

@@ -25,4 +25,14 @@ static inline int attn_decode_check_args(const char *variant, const void *q, con
                      (long long)HKV, (long long)D);
   return 0;
 }
+
+#ifdef __CUDACC__
+/* The context a kernel attends to: the host value, or the device value clamped into the cache (a device value
+ * outside it must never make a kernel read outside it). */
+static __device__ __forceinline__ int attn_decode_ctx(const int32_t *ctx_dev, int ctx_host, int cache_stride) {
+  if (!ctx_dev) return ctx_host;
+  const int c = *ctx_dev;
+  return c < 0 ? 0 : (c > cache_stride ? cache_stride : c);
+}
+#endif
 #endif

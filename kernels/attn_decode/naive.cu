@@ -19,12 +19,7 @@ attn_decode_naive_kernel(const __nv_bfloat16 *q, const __nv_bfloat16 *k_cache, c
   __shared__ float warp_sums[NAIVE_WARPS];
   const int head = blockIdx.x, kv_head = head / group;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  int ctx = ctx_host;
-  if (ctx_dev) {
-    // A device value outside the cache must not make us read outside it.
-    ctx = *ctx_dev;
-    ctx = ctx < 0 ? 0 : (ctx > cache_stride ? cache_stride : ctx);
-  }
+  const int ctx = attn_decode_ctx(ctx_dev, ctx_host, cache_stride);
   const __nv_bfloat16 *k_rows = k_cache + (int64_t)kv_head * cache_stride * D;
   const __nv_bfloat16 *v_rows = v_cache + (int64_t)kv_head * cache_stride * D;
 

@@ -53,8 +53,7 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
     // the kernels before us; row ctx - 1 is not prefetched).
     klab_pdl_launch_dependents();
     if (threadIdx.x < 32) {
-      int c = ctx_host;
-      if (ctx_dev) c = min(max(*ctx_dev, 0), cache_stride);
+      const int c = attn_decode_ctx(ctx_dev, ctx_host, cache_stride);
       const int chunk = c > 0 ? attn_split_chunk(c, (int)gridDim.x, WARPS * ATTN_TILE) : 0;
       const int begin = (int)blockIdx.x * chunk, end = min(begin + chunk, c - 1);
       if (c > 0 && end > begin) {
@@ -82,12 +81,7 @@ attn_decode_split_kernel(const uint4 *__restrict__ q, const uint4 *__restrict__ 
   const int first_head = kv_head * group + head_tile * GT;
   const int nheads = min(GT, group - head_tile * GT);
 
-  int ctx = ctx_host;
-  if (ctx_dev) {
-    // A device value outside the cache must not make us read outside it.
-    ctx = *ctx_dev;
-    ctx = ctx < 0 ? 0 : (ctx > cache_stride ? cache_stride : ctx);
-  }
+  const int ctx = attn_decode_ctx(ctx_dev, ctx_host, cache_stride);
   if (ctx == 0) {  // only a device ctx can be 0: nothing to attend to, the output is zero
     if (slot == 0)
       for (int i = threadIdx.x; i < nheads * D; i += THREADS) out[(int64_t)first_head * D + i] = __float2bfloat16(0.f);
