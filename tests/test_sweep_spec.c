@@ -1,5 +1,6 @@
 /* Sweep spec parsing: good specs give the expected shapes and settings; every malformed spec fails
  * before any GPU work with the file, the JSON path and the reason. */
+#include <dirent.h>
 #include <string.h>
 #include <stdlib.h>
 #include "test_util.h"
@@ -173,11 +174,24 @@ static void bad_specs(void) {
   CHECK(strstr(err.msg, "/nonexistent/spec.json") != NULL);
 }
 
-/* Every shipped spec is well formed; those whose ops are all registered validate completely. */
+/* Every shipped spec (every .json file under sweeps/) is well formed, named after its file; those whose ops are all
+ * registered validate completely. */
 static void shipped_specs(void) {
-  static const char *const specs[] = {"quick", "qwen3-4b-decode", "qwen3-4b-prefill", "qwen3-family-gemv-vs-cublas",
-                                      "gemm-square-vs-cublas", "attention", "qwen3-engine"};
-  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+  char dir_path[520];
+  snprintf(dir_path, sizeof dir_path, "%s/sweeps", KLAB_SOURCE_DIR);
+  DIR *dir = opendir(dir_path);
+  CHECK_MSG(dir != NULL, "cannot list %s", dir_path);
+  if (!dir) return;
+  char specs[64][128];
+  size_t nspecs = 0;
+  for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+    const size_t n = strlen(e->d_name);
+    if (n > 5 && n < sizeof specs[0] && !strcmp(e->d_name + n - 5, ".json") && nspecs < sizeof specs / sizeof specs[0])
+      memcpy(specs[nspecs], e->d_name, n - 5), specs[nspecs][n - 5] = '\0', nspecs++;
+  }
+  closedir(dir);
+  CHECK_MSG(nspecs >= 9, "only %zu specs under %s", nspecs, dir_path);
+  for (size_t i = 0; i < nspecs; i++) {
     char path[600];
     snprintf(path, sizeof path, "%s/sweeps/%s.json", KLAB_SOURCE_DIR, specs[i]);
     klab_sweep_spec sp;

@@ -24,17 +24,19 @@ int gemm_mma(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64
              void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
 /* Hopper (sm_90a): wgmma + TMA + mbarrier ring, one producer warpgroup and two consumer warpgroups,
- * persistent over the SMs; tile width 80, 128, 160, 192 or 256 chosen to minimise estimated waves x tile cost
+ * persistent over the SMs; 128-row tiles of width 80, 128, 160, 192 or 256 chosen to minimise estimated
+ * waves x tile cost, or 64 x 160 tiles (one consumer warpgroup) where that picks 80 and M <= 512
  * (docs/ops/gemm.md); C leaves through shared memory and TMA stores when N % 8 == 0 and C is 16-byte
  * aligned (else direct masked stores). Needs K % 8 == 0 and 16-byte aligned A and W (TMA row strides and
  * addresses); any M, N; tails are zero-filled by the TMA loads and clipped or masked in the store. */
 int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                    void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
-/* The `optimized` kernel at a fixed tile width tile_n (80, 128, 160, 192 or 256; others are rejected), for
- * measuring the widths against each other. Same shape rules and alignment as gemm_optimized. */
-int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
-                     void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
+/* The `optimized` kernel at a fixed tile of tile_m x tile_n: 128 x (80, 128, 160, 192 or 256), or 64 x 160 (one
+ * consumer warpgroup); others are rejected. For measuring the tiles against each other. Same shape rules and
+ * alignment as gemm_optimized. */
+int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_m, int tile_n,
+                    void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
 /* gemm_optimized's kernel and tile width, launched as 2-CTA clusters: the two CTAs of a cluster compute
  * vertically adjacent tiles and each loads half of their shared W tile, TMA-multicast into both (a third

@@ -60,16 +60,19 @@ static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) { r
 static int run_wgmma_mc2(const klab_args *a, cudaStream_t st, klab_err *err) { return gemm_wgmma_mc2(GEMM_ARGS(a), st, err); }
 #define WGMMA_WIDTH_ARGS(a) (a)->t[A], (a)->t[W], (a)->t[C], (a)->shape[D_M], (a)->shape[D_N], (a)->shape[D_K]
 static int run_wgmma_n80(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 80, a->workspace, a->workspace_bytes, st, err);
+  return gemm_wgmma_tile(WGMMA_WIDTH_ARGS(a), 128, 80, a->workspace, a->workspace_bytes, st, err);
 }
 static int run_wgmma_n128(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 128, a->workspace, a->workspace_bytes, st, err);
+  return gemm_wgmma_tile(WGMMA_WIDTH_ARGS(a), 128, 128, a->workspace, a->workspace_bytes, st, err);
 }
 static int run_wgmma_n160(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 160, a->workspace, a->workspace_bytes, st, err);
+  return gemm_wgmma_tile(WGMMA_WIDTH_ARGS(a), 128, 160, a->workspace, a->workspace_bytes, st, err);
 }
 static int run_wgmma_n192(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_width(WGMMA_WIDTH_ARGS(a), 192, a->workspace, a->workspace_bytes, st, err);
+  return gemm_wgmma_tile(WGMMA_WIDTH_ARGS(a), 128, 192, a->workspace, a->workspace_bytes, st, err);
+}
+static int run_wgmma_64x160(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_tile(WGMMA_WIDTH_ARGS(a), 64, 160, a->workspace, a->workspace_bytes, st, err);
 }
 static int run_cublas(const klab_args *a, cudaStream_t st, klab_err *err) { return gemv_cublas(GEMM_ARGS(a), st, err); }
 static int run_cublaslt(const klab_args *a, cudaStream_t st, klab_err *err) { return gemv_cublaslt(GEMM_ARGS(a), st, err); }
@@ -79,7 +82,7 @@ static const klab_variant mma = {"mma", KLAB_OPTIMIZED,
                                  "mma.sync m16n8k16 + ldmatrix, 128x128x32 tiles, 8 warps, 4-stage cp.async ring",
                                  supports_mma, NULL, run_mma};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "sm_90a: TMA ring, producer + 2 consumer warpgroups, wgmma m64nBNk16 (BN 80..256 by waves), TMA-store epilogue, persistent",
+                                       "sm_90a: TMA ring, producer + 2 consumer warpgroups, wgmma m64nBNk16 (BN 80..256 by waves; 64x160 tiles at small M), TMA-store epilogue, persistent",
                                        supports_optimized, NULL, run_optimized};
 /* EXTRA: the same kernel with more tile widths, to compare against `optimized` in one benchmark. */
 static const klab_variant wgmma_n80 = {"wgmma_n80", KLAB_EXTRA, "optimized's kernel at a fixed 128x80 tile, 7 stages",
@@ -90,6 +93,9 @@ static const klab_variant wgmma_n160 = {"wgmma_n160", KLAB_EXTRA, "optimized's k
                                         supports_optimized, NULL, run_wgmma_n160};
 static const klab_variant wgmma_n192 = {"wgmma_n192", KLAB_EXTRA, "optimized's kernel at a fixed 128x192 tile, 5 stages",
                                         supports_optimized, NULL, run_wgmma_n192};
+static const klab_variant wgmma_64x160 = {"wgmma_64x160", KLAB_EXTRA,
+                                          "optimized's kernel at 64x160 tiles: one consumer warpgroup (m64n160k16), 7 stages",
+                                          supports_optimized, NULL, run_wgmma_64x160};
 static const klab_variant wgmma_mc2 = {"wgmma_mc2", KLAB_EXTRA,
                                        "optimized's kernel and widths in 2-CTA clusters: vertical tile pairs, W tile TMA-multicast",
                                        supports_optimized, NULL, run_wgmma_mc2};
@@ -126,8 +132,9 @@ const klab_op klab_op_gemm = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 10,
-    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n80, &wgmma_n128, &wgmma_n160, &wgmma_n192},
+    .nvariants = 11,
+    .variants = {&naive, &mma, &optimized, &cublas, &cublaslt, &wgmma_mc2, &wgmma_n80, &wgmma_n128, &wgmma_n160, &wgmma_n192,
+                 &wgmma_64x160},
     .npresets = (int)(sizeof presets / sizeof presets[0]),
     .presets = presets,
 };

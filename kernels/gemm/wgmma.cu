@@ -1,14 +1,15 @@
 // gemm on Hopper (sm_90a): wgmma + TMA + mbarrier ring, warp-specialised and persistent.
 //
-// CTA = 3 warpgroups (384 threads), one CTA per SM, grid = min(tiles, SMs); each CTA walks tiles
+// CTA = 3 warpgroups (384 threads; 2 for 64-row tiles), one CTA per SM, grid = min(tiles, SMs); each CTA walks tiles
 // blockIdx.x, +gridDim.x, ... of a grouped raster (16 tile-rows of C advance together, so the W tiles
 // of resident CTAs are shared through L2).
 //  - warpgroup 0, the producer: one thread issues TMA loads (cp.async.bulk.tensor.2d) of the A tile
-//    [128 x 64] and the W tile [BN x 64] of each k-block into a ring of STAGES shared-memory stages.
+//    [BM x 64] and the W tile [BN x 64] of each k-block into a ring of STAGES shared-memory stages.
 //    Each stage has a "full" mbarrier (the producer's arrive.expect_tx, completed by the TMA byte count)
 //    and an "empty" mbarrier (one arrival per consumer warp once its wgmmas have read the stage). The
 //    producer gives most of its registers away (setmaxnreg.dec 40).
-//  - warpgroups 1 and 2, the consumers (setmaxnreg.inc 232): rows 0-63 and 64-127 of the tile. Per
+//  - warpgroups 1 and 2, the consumers (setmaxnreg.inc 232): rows 0-63 and 64-127 of the tile (a 64-row
+//    tile has warpgroup 1 only). Per
 //    k-block: wait "full", 4 x wgmma.mma_async m64nBNk16 (bf16 in, fp32 accumulators in registers),
 //    commit, wait until the previous k-block's group is done and arrive on its stage's "empty". After
 //    the last k-block of a tile: convert to bf16 into a shared-memory buffer of C boxes that one thread
@@ -21,10 +22,10 @@
 // clips the stored boxes at the edges of C, so M, N and K tails need no special code. TMA needs 16-byte
 // row strides (K % 8 == 0; N % 8 == 0 for the stores, else the direct masked stores) and 16-byte aligned
 // base addresses.
-// BN (the tile width) is 256 (4 stages of 48 KiB), 192 (5 x 40 KiB), 160 (5 x 36 KiB), 128 (6 x 32 KiB) or
-// 80 (7 x 26 KiB; C boxes of 16 columns):
-// the launcher takes the width with the fewest estimated waves x tile cost, see pick_bn(); `wgmma_mc2` runs
-// the same kernel as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
+// Tiles: BM = 128 rows by BN = 256 (4 stages of 48 KiB), 192 (5 x 40 KiB), 160 (5 x 36 KiB), 128 (6 x 32 KiB)
+// or 80 (7 x 26 KiB; C boxes of 16 columns), or BM = 64 by BN = 160 (7 x 28 KiB, one consumer warpgroup).
+// The launcher takes the tile with the fewest estimated waves x tile cost, see pick_tile(); `wgmma_mc2` runs
+// the 128-row tiles as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
 #include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #include <cuda_bf16.h>
@@ -33,10 +34,7 @@
 #include "kernels/gemm/gemm.h"
 #include "kernels/common/mbarrier.cuh"
 
-#define WG_BM 128          // tile rows: 64 per consumer warpgroup
 #define WG_BK 64           // k per stage: one 128-byte swizzle row of bf16
-#define WG_THREADS 384     // producer + 2 consumer warpgroups
-#define WG_CONSUMER_WARPS 8
 #define WG_GROUP_M 16      // tile-rows per raster group
 #define WG_PRODUCER_REGS 40
 #define WG_CONSUMER_REGS 232  // 128*40 + 256*232 = 64512 <= 65536 registers per SM
@@ -45,13 +43,15 @@
 // 64B swizzle) where the tile width is a multiple of 32, else 16 (32-byte rows, 32B swizzle).
 static constexpr int wg_box_cols(int bn) { return bn % 32 == 0 ? 32 : 16; }
 
-template <int BN>
+// BM (tile rows) is 128 (two consumer warpgroups of 64 rows) or 64 (one consumer warpgroup).
+template <int BM, int BN>
 struct wg_config {
-  // The ring takes what the epilogue buffer leaves of 227 KiB: 4 x 48 KiB (256), 5 x 40 KiB (192), 5 x 36 KiB
-  // (160), 6 x 32 KiB (128), 7 x 26 KiB (80).
   static_assert(BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
-  static constexpr int STAGES = BN == 256 ? 4 : BN == 128 ? 6 : BN == 80 ? 7 : 5;
-  static constexpr int A_BYTES = WG_BM * WG_BK * 2;  // 16 KiB
+  static_assert(BM == 64 || BM == 128, "64 rows per consumer warpgroup, one or two of them");
+  static constexpr int CONSUMERS = BM / 64;
+  static constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
+  static constexpr int THREADS = 128 * (1 + CONSUMERS);  // the producer warpgroup + the consumers
+  static constexpr int A_BYTES = BM * WG_BK * 2;     // 8 or 16 KiB
   static constexpr int B_BYTES = BN * WG_BK * 2;     // 10 to 32 KiB
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
   // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns (wg_box_cols). TMA swizzles 16-byte chunk c
@@ -65,19 +65,22 @@ struct wg_config {
   static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : BN == 80 ? 5 : 4;
   static constexpr int EPI_ROUNDS = BN / BOX_COLS / EPI_BOXES;
   static_assert(EPI_ROUNDS * EPI_BOXES * BOX_COLS == BN, "the epilogue rounds cover the tile width");
-  static constexpr int EPI_BYTES = 2 * EPI_BOXES * BOX_BYTES;
-  // 1024 bytes of slack to align the ring to the swizzle period, the ring, the epilogue buffers, then full[]
-  // and empty[] barriers.
+  static constexpr int EPI_BYTES = CONSUMERS * EPI_BOXES * BOX_BYTES;
+  // The ring takes what the epilogue buffer, 1024 bytes of slack (to align the ring to the swizzle period) and
+  // 8 stages of barriers leave of 227 KiB, at most 8 stages. BM 128: 4 x 48 KiB (256), 5 x 40 KiB (192),
+  // 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64, BN 160: 7 x 28 KiB.
+  static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - 2 * 8 * 8;
+  static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < 8 ? RING_BUDGET / STAGE_BYTES : 8;
+  // The slack, the ring, the epilogue buffers, then full[] and empty[] barriers.
   static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8;
+  static_assert(STAGES >= 3, "two stages are held by the wgmma group in flight and its predecessor");
+  static_assert(SMEM_BYTES <= 227 * 1024, "the ring exceeds the 227 KiB opt-in shared memory");
+  // The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
+  static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "A and B stages must stay 1024-aligned");
 };
-static_assert(wg_config<256>::SMEM_BYTES <= 227 * 1024, "BN=256 ring exceeds the 227 KiB opt-in shared memory");
-static_assert(wg_config<128>::SMEM_BYTES <= 227 * 1024, "BN=128 ring exceeds the 227 KiB opt-in shared memory");
-static_assert(wg_config<160>::SMEM_BYTES <= 227 * 1024, "BN=160 ring exceeds the 227 KiB opt-in shared memory");
-static_assert(wg_config<192>::SMEM_BYTES <= 227 * 1024, "BN=192 ring exceeds the 227 KiB opt-in shared memory");
-static_assert(wg_config<80>::SMEM_BYTES <= 227 * 1024, "BN=80 ring exceeds the 227 KiB opt-in shared memory");
-// The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
 // In 2-CTA clusters each CTA multicasts half of the W tile (BN / 2 rows): that half must start on a period too.
-static_assert(wg_config<80>::B_BYTES % 2048 == 0 && wg_config<160>::B_BYTES % 2048 == 0 && wg_config<192>::B_BYTES % 2048 == 0,
+static_assert(wg_config<128, 80>::B_BYTES % 2048 == 0 && wg_config<128, 160>::B_BYTES % 2048 == 0 &&
+                  wg_config<128, 192>::B_BYTES % 2048 == 0,
               "B stages and their halves must stay 1024-aligned");
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -257,13 +260,13 @@ static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int ran
 // tiles_m is odd, the second W half at the N edge) are not loaded and not expected: both CTAs derive the
 // same decision from (tile, M, N); the stale shared memory they leave only feeds outputs that the masked
 // store drops.
-template <int BN, int CLUSTER>
-__global__ void __launch_bounds__(WG_THREADS, 1)
+template <int BM, int BN, int CLUSTER>
+__global__ void __launch_bounds__(wg_config<BM, BN>::THREADS, 1)
 gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
                   const __grid_constant__ CUtensorMap map_c, __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K,
                   int tiles_m, int tiles_n, int pair_ok, int tma_store) {
 #ifdef WG_DEVICE_OK
-  using cfg = wg_config<BN>;
+  using cfg = wg_config<BM, BN>;
   constexpr int STAGES = cfg::STAGES;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   // Shared addresses only (TMA, mbarriers and wgmma descriptors all take them); aligned to 1024 here
@@ -273,7 +276,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   const uint32_t b_ring = base + STAGES * cfg::A_BYTES;          // STAGES x [BN rows x 128 B]
   const uint32_t epi = b_ring + STAGES * cfg::B_BYTES;           // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
   const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], then empty[STAGES]
-  static_assert(CLUSTER == 1 || CLUSTER == 2, "CTA pairs at most");
+  static_assert(CLUSTER == 1 || (CLUSTER == 2 && BM == 128), "CTA pairs at most, of 128-row tiles");
   constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
   // Work units: tiles (CLUSTER 1) or vertical tile pairs (CLUSTER 2), walked by CTAs / clusters.
   const int unit_rows = (tiles_m + CLUSTER - 1) / CLUSTER;
@@ -285,7 +288,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
       mbar_init(bars + 8 * s, 1);                                       // the producer's arrive.expect_tx
-      mbar_init(bars + 8 * (STAGES + s), WG_CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
+      mbar_init(bars + 8 * (STAGES + s), cfg::CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
     }
     mbar_init_fence();  // visible to the async (TMA) proxy
   }
@@ -309,13 +312,13 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // first pass: the "previous" phase counts as complete
           mbar_arrive_expect_tx(full, cfg::STAGE_BYTES);
-          tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * WG_BM);
+          tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * BM);
           tma_load_2d(b_ring + stage * cfg::B_BYTES, &map_w, full, kb * WG_BK, tn * BN);
           if (++stage == STAGES) stage = 0, phase ^= 1;
         }
       } else {
         constexpr int HALF_ROWS = BN / 2, HALF_BYTES = cfg::B_BYTES / 2;
-        const bool a_in = (int64_t)tm * WG_BM < M;               // false only for the odd last tile row
+        const bool a_in = (int64_t)tm * BM < M;               // false only for the odd last tile row
         const bool half1_in = (int64_t)tn * BN + HALF_ROWS < N;  // half 0 always starts inside W
         const uint32_t bytes = (a_in ? cfg::A_BYTES : 0) + HALF_BYTES + (half1_in ? HALF_BYTES : 0);
         const bool my_half_in = rank == 0 || half1_in;
@@ -323,7 +326,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // released by the consumers of BOTH CTAs (the peer writes here too)
           mbar_arrive_expect_tx(full, bytes);
-          if (a_in) tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * WG_BM);
+          if (a_in) tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * BM);
           if (my_half_in)
             tma_load_2d_multicast(b_ring + stage * cfg::B_BYTES + rank * HALF_BYTES, &map_w, full, kb * WG_BK,
                                   tn * BN + rank * HALF_ROWS, (uint16_t)0x3);
@@ -413,7 +416,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         fence_proxy_async_shared();  // each writer's stores, before the barrier that hands them to the TMA
         warpgroup_bar(1 + consumer);
         if (wg_thread == 0) {
-          const int64_t row0 = (int64_t)tm * WG_BM + consumer * 64;
+          const int64_t row0 = (int64_t)tm * BM + consumer * 64;
 #pragma unroll
           for (int b = 0; b < cfg::EPI_BOXES; b++) {
             const int64_t col0 = (int64_t)tn * BN + (round * cfg::EPI_BOXES + b) * cfg::BOX_COLS;
@@ -426,7 +429,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     } else {
       // Direct stores, masked at the M/N edges: for C rows that TMA cannot describe (N % 8 != 0 or C not
       // 16-byte aligned).
-      const int64_t row = (int64_t)tm * WG_BM + consumer * 64 + warp_in_group * 16 + g;
+      const int64_t row = (int64_t)tm * BM + consumer * 64 + warp_in_group * 16 + g;
       const int64_t col0 = (int64_t)tn * BN + 2 * q;
 #pragma unroll
       for (int j = 0; j < BN / 8; j++) {
@@ -484,7 +487,7 @@ static int make_map(CUtensorMap *map, const void *ptr, int64_t rows, int64_t col
 // 52 SMs idle, 128 tiles of 80 fill 128 (cuBLAS runs 128 CTAs of 128 x 80 there). A narrower tile moves more
 // bytes per flop, so it must win by > 3%.
 static double waves_cost(int64_t M, int64_t N, int sms, int bn) {
-  const int64_t tiles = ((M + WG_BM - 1) / WG_BM) * ((N + bn - 1) / bn);
+  const int64_t tiles = ((M + 127) / 128) * ((N + bn - 1) / bn);
   return (double)((tiles + sms - 1) / sms) * ((double)bn + 28.0) / (256.0 + 28.0);
 }
 static int pick_bn(int64_t M, int64_t N, int sms) {
@@ -497,20 +500,31 @@ static int pick_bn(int64_t M, int64_t N, int sms) {
   }
   return best;
 }
+// The tile of `optimized`: 64 x 160 where the 128-row plan takes width 80 and M <= 512, else 128 x pick_bn().
+// 64 x 160 has the same outputs per tile as 128 x 80 but one consumer warpgroup issuing m64n160k16 (80
+// tensor-core clocks per instruction instead of 40) and 22% fewer shared-memory reads per k-block (no W tile
+// read by two warpgroups): Qwen3-4B o at M = 512 ran 17.8-19.4 us against 19.3-21.0 for 128 x 80, and it was
+// faster on 29 of the 32 shapes with M <= 1024 where pick_bn() takes 80 (docs/ops/gemm.md, step 10). The
+// M <= 512 bound is measured, not modelled: at M = N = 1024 it was 0.78-0.92x of 128 x 80.
+static void pick_tile(int64_t M, int64_t N, int sms, int *bm, int *bn) {
+  *bn = pick_bn(M, N, sms), *bm = 128;
+  if (*bn == 80 && M <= 512) *bm = 64, *bn = 160;
+}
 
-template <int BN>
+template <int BM, int BN>
 static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c, uint16_t *C,
                      int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream, klab_err *err) {
-  using cfg = wg_config<BN>;
-  const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
+  using cfg = wg_config<BM, BN>;
+  const int tiles_m = (int)((M + BM - 1) / BM), tiles_n = (int)((N + BN - 1) / BN);
   const int64_t tiles = (int64_t)tiles_m * tiles_n;
   const int grid = (int)(tiles < sms ? tiles : sms);
   char ctx[160];
-  snprintf(ctx, sizeof ctx, "gemm %s (wgmma, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N, (long long)K);
+  snprintf(ctx, sizeof ctx, "gemm %s (wgmma, %dx%d tiles) M=%lld N=%lld K=%lld", variant, BM, BN, (long long)M, (long long)N,
+           (long long)K);
   // Set on every launch (a cheap host call) so a device switch or a fresh context cannot miss it.
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
-  gemm_wgmma_kernel<BN, 1><<<grid, WG_THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
-                                                                        tiles_m, tiles_n, pair_ok, tma_store);
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BM, BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  gemm_wgmma_kernel<BM, BN, 1><<<grid, cfg::THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
+                                                                               tiles_m, tiles_n, pair_ok, tma_store);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
 }
@@ -521,29 +535,29 @@ template <int BN>
 static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c,
                          uint16_t *C, int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream,
                          klab_err *err) {
-  using cfg = wg_config<BN>;
-  const int tiles_m = (int)((M + WG_BM - 1) / WG_BM), tiles_n = (int)((N + BN - 1) / BN);
+  using cfg = wg_config<128, BN>;
+  const int tiles_m = (int)((M + 127) / 128), tiles_n = (int)((N + BN - 1) / BN);
   const int64_t pairs = (int64_t)((tiles_m + 1) / 2) * tiles_n;
   char ctx[160];
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, 2-CTA clusters, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N,
            (long long)K);
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BN, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<128, BN, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3((unsigned)(sms / 2 * 2 > 0 ? sms / 2 * 2 : 2), 1, 1);
-  config.blockDim = dim3(WG_THREADS, 1, 1);
+  config.blockDim = dim3(cfg::THREADS, 1, 1);
   config.dynamicSmemBytes = cfg::SMEM_BYTES;
   config.stream = stream;
   config.attrs = attr;
   config.numAttrs = 1;
   int resident = 0;
-  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<BN, 2>, &config), ctx);
+  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<128, BN, 2>, &config), ctx);
   if (resident < 1) return klab_fail(err, "%s: no 2-CTA cluster of this kernel fits on the device", ctx);
   const int clusters = (int)(pairs < resident ? pairs : resident);
   config.gridDim = dim3((unsigned)(2 * clusters), 1, 1);
-  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<BN, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<128, BN, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
                                     tiles_n, pair_ok, tma_store),
             ctx);
   KLAB_CHECK_LAUNCH(err, ctx);
@@ -555,8 +569,9 @@ extern "C" int gemm_optimized_supports(int64_t M, int64_t N, int64_t K, char *wh
   if (K % 8 != 0)
     return snprintf(why, why_len, "K=%lld is not a multiple of 8 (TMA needs 16-byte row strides)", (long long)K), 0;
   // Tile counts are int; TMA coordinates are int32 (rows up to M or N, k up to K).
-  if (M > 2147483647LL - WG_BM || N > 2147483647LL - 256 || K > 2147483647LL - WG_BK ||
-      ((M + WG_BM - 1) / WG_BM) * ((N + 127) / 128) > 2147483647LL)
+  // (The most tiles: 64-row tiles of the narrowest width, 80.)
+  if (M > 2147483647LL - 128 || N > 2147483647LL - 256 || K > 2147483647LL - WG_BK ||
+      ((M + 63) / 64) * ((N + 79) / 80) > 2147483647LL)
     return snprintf(why, why_len, "M=%lld N=%lld K=%lld: too large for int32 tile indices", (long long)M, (long long)N, (long long)K), 0;
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
@@ -584,12 +599,12 @@ static int wgmma_prepare(const char *variant, const uint16_t *A, const uint16_t 
 }
 
 // Builds the tensor maps (per launch on the host, a few microseconds, passed by value) and launches the
-// kernel of tile width bn (80, 128, 160, 192 or 256).
+// kernel of bm x bn tiles (bm 128: width 80, 128, 160, 192 or 256; bm 64: width 160).
 // cluster 2: 2-CTA clusters sharing the W tile (each CTA loads half of it, hence boxes of bn / 2 rows).
 static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                        int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
+                        int bm, int bn, int cluster, int sms, cudaStream_t stream, klab_err *err) {
   CUtensorMap map_a, map_w, map_c;
-  if (make_map(&map_a, A, M, K, WG_BM, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err) ||
+  if (make_map(&map_a, A, M, K, bm, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err) ||
       make_map(&map_w, W, N, K, cluster == 2 ? bn / 2 : bn, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "W", err))
     return -1;
   const int pair_ok = N % 2 == 0 && (uintptr_t)C % 4 == 0;
@@ -602,7 +617,11 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
   if (tma_store && make_map(&map_c, C, M, N, 64, box_cols, box_cols == 32 ? CU_TENSOR_MAP_SWIZZLE_64B : CU_TENSOR_MAP_SWIZZLE_32B,
                             "C", err))
     return -1;
-  if (cluster == 2) {
+  if (bm == 64 && cluster == 1) {
+    if (bn == 160) return launch_bn<64, 160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+  } else if (bm != 128) {
+    // reported below
+  } else if (cluster == 2) {
     switch (bn) {
       case 256: return launch_bn_mc2<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       case 192: return launch_bn_mc2<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
@@ -613,16 +632,18 @@ static int wgmma_launch(const char *variant, const uint16_t *A, const uint16_t *
     }
   } else if (cluster == 1) {
     switch (bn) {
-      case 256: return launch_bn<256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
-      case 192: return launch_bn<192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
-      case 160: return launch_bn<160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
-      case 128: return launch_bn<128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
-      case 80: return launch_bn<80>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 256: return launch_bn<128, 256>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 192: return launch_bn<128, 192>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 160: return launch_bn<128, 160>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 128: return launch_bn<128, 128>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
+      case 80: return launch_bn<128, 80>(variant, &map_a, &map_w, &map_c, C, M, N, K, sms, pair_ok, tma_store, stream, err);
       default: break;  // reported below
     }
   }
-  return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: tile width %d (cluster %d) is not one of 80, 128, 160, 192, 256 (cluster 1 or 2)",
-                   variant, (long long)M, (long long)N, (long long)K, bn, cluster);
+  return klab_fail(err,
+                   "gemm %s M=%lld N=%lld K=%lld: no %dx%d tiles in %d-CTA clusters (there are 128 x 80, 128, 160, 192, 256 "
+                   "in clusters of 1 or 2, and 64 x 160 unclustered)",
+                   variant, (long long)M, (long long)N, (long long)K, bm, bn, cluster);
 }
 
 extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
@@ -630,18 +651,17 @@ extern "C" int gemm_optimized(const uint16_t *A, const uint16_t *W, uint16_t *C,
   (void)workspace, (void)workspace_bytes; /* needs none (the parameters keep one signature for all gemm_*) */
   int sms = 0;
   if (wgmma_prepare("optimized", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("optimized", A, W, C, M, N, K, pick_bn(M, N, sms), 1, sms, stream, err);
+  int bm = 128, bn = 256;
+  pick_tile(M, N, sms, &bm, &bn);
+  return wgmma_launch("optimized", A, W, C, M, N, K, bm, bn, 1, sms, stream, err);
 }
 
-extern "C" int gemm_wgmma_width(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_n,
-                                void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+extern "C" int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int tile_m,
+                               int tile_n, void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
   (void)workspace, (void)workspace_bytes;
-  if (tile_n != 80 && tile_n != 128 && tile_n != 160 && tile_n != 192 && tile_n != 256)
-    return klab_fail(err, "gemm wgmma_width M=%lld N=%lld K=%lld: tile width %d is not one of 80, 128, 160, 192, 256", (long long)M,
-                     (long long)N, (long long)K, tile_n);
   int sms = 0;
-  if (wgmma_prepare("wgmma_width", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_width", A, W, C, M, N, K, tile_n, 1, sms, stream, err);
+  if (wgmma_prepare("wgmma_tile", A, W, C, M, N, K, &sms, err)) return -1;
+  return wgmma_launch("wgmma_tile", A, W, C, M, N, K, tile_m, tile_n, 1, sms, stream, err);
 }
 
 extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
@@ -649,5 +669,5 @@ extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C,
   (void)workspace, (void)workspace_bytes;
   int sms = 0;
   if (wgmma_prepare("wgmma_mc2", A, W, C, M, N, K, &sms, err)) return -1;
-  return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, pick_bn(M, N, sms), 2, sms, stream, err);
+  return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, 128, pick_bn(M, N, sms), 2, sms, stream, err);
 }
