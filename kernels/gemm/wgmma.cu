@@ -504,8 +504,8 @@ static int pick_bn(int64_t M, int64_t N, int sms) {
 // 64 x 160 has the same outputs per tile as 128 x 80 but one consumer warpgroup issuing m64n160k16 (80
 // tensor-core clocks per instruction instead of 40) and 22% fewer shared-memory reads per k-block (no W tile
 // read by two warpgroups): Qwen3-4B o at M = 512 ran 17.8-19.4 us against 19.3-21.0 for 128 x 80, and it was
-// faster on 29 of the 32 shapes with M <= 1024 where pick_bn() takes 80 (docs/ops/gemm.md, step 10). The
-// M <= 512 bound is measured, not modelled: at M = N = 1024 it was 0.78-0.92x of 128 x 80.
+// faster on 30 of the 33 shapes with M <= 1024 where pick_bn() takes 80 (results/gemm-small-m-tiles; docs/ops/
+// gemm.md, step 10). The M <= 512 bound is measured, not modelled: at M = N = 1024 it was 0.71-0.90x of 128 x 80.
 static void pick_tile(int64_t M, int64_t N, int sms, int *bm, int *bn) {
   *bn = pick_bn(M, N, sms), *bm = 128;
   if (*bn == 80 && M <= 512) *bm = 64, *bn = 160;
