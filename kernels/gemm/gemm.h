@@ -44,6 +44,13 @@ int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M
 int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
                    void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
+/* C[M,N] = A[M,K] . W[N,K]^T for skinny A (M = 1..16, decode batches) on the `optimized` kernel with the roles
+ * swapped: W is the 64-row wgmma operand streamed through the TMA ring (N / 64 tiles), A one 16-row operand
+ * (rows >= M zero-filled), and the [N x M] result is stored transposed (m64n16k16, 16 stages of 10 KiB).
+ * Same shape rules and alignment as gemm_optimized; M > 16 is refused. */
+int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int resident,
+                      cudaStream_t stream, klab_err *err);
+
 /* The faster of cuBLAS (cublasGemmEx) and cuBLASLt (heuristic's first algorithm) for this shape,
  * decided once per shape by timing both on the stream (3 launches each; the host waits for them). A
  * call made while the stream is being captured into a graph, for a shape not yet decided, uses cuBLASLt

@@ -44,15 +44,20 @@
 static constexpr int wg_box_cols(int bn) { return bn % 32 == 0 ? 32 : 16; }
 
 // BM (tile rows) is 128 (two consumer warpgroups of 64 rows) or 64 (one consumer warpgroup).
-template <int BM, int BN>
+// B_RES 1 (skinny launches, one tile column): the W-side operand of every k-block is loaded once per CTA into a
+// resident buffer of RES_BYTES (K <= RES_BYTES / (BN * 128)), and the ring carries only A.
+template <int BM, int BN, int B_RES = 0>
 struct wg_config {
-  static_assert(BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
+  static_assert(BN == 16 || BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
   static_assert(BM == 64 || BM == 128, "64 rows per consumer warpgroup, one or two of them");
   static constexpr int CONSUMERS = BM / 64;
   static constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
   static constexpr int THREADS = 128 * (1 + CONSUMERS);  // the producer warpgroup + the consumers
   static constexpr int A_BYTES = BM * WG_BK * 2;     // 8 or 16 KiB
-  static constexpr int B_BYTES = BN * WG_BK * 2;     // 10 to 32 KiB
+  static constexpr int B_TILE_BYTES = BN * WG_BK * 2;  // one k-block of the W-side operand: 2 to 32 KiB
+  static constexpr int B_BYTES = B_RES ? 0 : B_TILE_BYTES;  // in each ring stage
+  static constexpr int RES_BYTES = B_RES ? 128 * 1024 : 0;
+  static constexpr int RES_KBLOCKS = B_RES ? RES_BYTES / B_TILE_BYTES : 0;
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
   // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns (wg_box_cols). TMA swizzles 16-byte chunk c
   // of row r to c ^ ((r * BOX_ROW_BYTES / 128) % CHUNKS).
@@ -62,17 +67,18 @@ struct wg_config {
   static constexpr int CHUNKS = BOX_ROW_BYTES / 16;  // 16-byte chunks per box row: 4 or 2
   // Epilogue buffer per consumer warpgroup: its 64 x BN part of the tile goes out in BN / BOX_COLS boxes,
   // EPI_BOXES at a time (rounds): 256: 4 of 8 (2 rounds), 192: 3 of 6 (2), 160: 5 (1), 128: 4 (1), 80: 5 of 16 columns (1).
-  static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : BN == 80 ? 5 : 4;
+  static constexpr int EPI_BOXES = BN == 256 ? 4 : BN == 192 ? 3 : BN == 160 ? 5 : BN == 80 ? 5 : BN == 16 ? 1 : 4;
   static constexpr int EPI_ROUNDS = BN / BOX_COLS / EPI_BOXES;
   static_assert(EPI_ROUNDS * EPI_BOXES * BOX_COLS == BN, "the epilogue rounds cover the tile width");
   static constexpr int EPI_BYTES = CONSUMERS * EPI_BOXES * BOX_BYTES;
   // The ring takes what the epilogue buffer, 1024 bytes of slack (to align the ring to the swizzle period) and
-  // 8 stages of barriers leave of 227 KiB, at most 8 stages. BM 128: 4 x 48 KiB (256), 5 x 40 KiB (192),
-  // 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64, BN 160: 7 x 28 KiB.
-  static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - 2 * 8 * 8;
-  static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < 8 ? RING_BUDGET / STAGE_BYTES : 8;
+  // the barriers leave of 227 KiB, at most 8 stages (16 of the small stages of BN 16). BM 128: 4 x 48 KiB (256),
+  // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16).
+  static constexpr int MAX_STAGES = STAGE_BYTES <= 16384 ? 16 : 8;
+  static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - 2 * MAX_STAGES * 8 - 8;
+  static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < MAX_STAGES ? RING_BUDGET / STAGE_BYTES : MAX_STAGES;
   // The slack, the ring, the epilogue buffers, then full[] and empty[] barriers.
-  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + EPI_BYTES + 2 * STAGES * 8;
+  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + RES_BYTES + EPI_BYTES + 2 * STAGES * 8 + 8;
   static_assert(STAGES >= 3, "two stages are held by the wgmma group in flight and its predecessor");
   static_assert(SMEM_BYTES <= 227 * 1024, "the ring exceeds the 227 KiB opt-in shared memory");
   // The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
@@ -204,6 +210,7 @@ static __device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t smem_addr) {
   }
 template <int BN>
 static __device__ __forceinline__ void wgmma_tile_k16(float (&d)[BN / 2], uint64_t desc_a, uint64_t desc_b);
+WG_DEFINE_TILE_K16(16, WG_R0, "%8, %9", WG_ACC8(0))
 WG_DEFINE_TILE_K16(80, WG_REGS32 WG_R4, "%40, %41", WG_ACC32(0), WG_ACC8(32))
 WG_DEFINE_TILE_K16(128, WG_REGS64, "%64, %65", WG_ACC32(0), WG_ACC32(32))
 WG_DEFINE_TILE_K16(160, WG_REGS64 WG_R8 WG_R9, "%80, %81", WG_ACC32(0), WG_ACC32(32), WG_ACC8(64), WG_ACC8(72))
@@ -260,22 +267,27 @@ static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int ran
 // tiles_m is odd, the second W half at the N edge) are not loaded and not expected: both CTAs derive the
 // same decision from (tile, M, N); the stale shared memory they leave only feeds outputs that the masked
 // store drops.
-template <int BM, int BN, int CLUSTER>
-__global__ void __launch_bounds__(wg_config<BM, BN>::THREADS, 1)
+// TRANS_C 1: the kernel computes the tile of C but writes it to C^T (an [N x M] row-major matrix), with masked
+// direct stores: gemm_wgmma_skinny runs y^T = W . x^T this way, W as the 64-row operand and x as one 16-column tile.
+template <int BM, int BN, int CLUSTER, int TRANS_C, int B_RES>
+__global__ void __launch_bounds__(wg_config<BM, BN, B_RES>::THREADS, 1)
 gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
                   const __grid_constant__ CUtensorMap map_c, __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K,
                   int tiles_m, int tiles_n, int pair_ok, int tma_store) {
 #ifdef WG_DEVICE_OK
-  using cfg = wg_config<BM, BN>;
+  using cfg = wg_config<BM, BN, B_RES>;
   constexpr int STAGES = cfg::STAGES;
+  static_assert(!B_RES || CLUSTER == 1, "resident B in unclustered launches");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   // Shared addresses only (TMA, mbarriers and wgmma descriptors all take them); aligned to 1024 here
   // because the swizzle pattern is a function of address bits 7-9.
   const uint32_t base = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
   const uint32_t a_ring = base;                                  // STAGES x [128 rows x 128 B]
   const uint32_t b_ring = base + STAGES * cfg::A_BYTES;          // STAGES x [BN rows x 128 B]
-  const uint32_t epi = b_ring + STAGES * cfg::B_BYTES;           // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
-  const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], then empty[STAGES]
+  const uint32_t res = b_ring + STAGES * cfg::B_BYTES;           // B_RES: every k-block's B tile
+  const uint32_t epi = res + cfg::RES_BYTES;                     // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
+  const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], empty[STAGES], then the resident B's
+  const uint32_t res_bar = bars + 16 * STAGES;
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && BM == 128), "CTA pairs at most, of 128-row tiles");
   constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
   // Work units: tiles (CLUSTER 1) or vertical tile pairs (CLUSTER 2), walked by CTAs / clusters.
@@ -290,6 +302,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
       mbar_init(bars + 8 * s, 1);                                       // the producer's arrive.expect_tx
       mbar_init(bars + 8 * (STAGES + s), cfg::CONSUMER_WARPS * CLUSTER);  // one arrival per consumer warp of the cluster
     }
+    if constexpr (B_RES) mbar_init(res_bar, 1);
     mbar_init_fence();  // visible to the async (TMA) proxy
   }
   __syncthreads();
@@ -303,6 +316,11 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     if (threadIdx.x != 0) return;
     int stage = 0;
     uint32_t phase = 0;
+    if constexpr (B_RES) {
+      // One tile column (the launcher checks): the B tiles of all k-blocks, once.
+      mbar_arrive_expect_tx(res_bar, (uint32_t)(k_blocks * cfg::B_TILE_BYTES));
+      for (int kb = 0; kb < k_blocks; kb++) tma_load_2d(res + kb * cfg::B_TILE_BYTES, &map_w, res_bar, kb * WG_BK, 0);
+    }
     for (int unit = first_unit; unit < total_units; unit += unit_step) {
       int um, tn;
       tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
@@ -313,7 +331,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
           mbar_wait(empty, phase ^ 1);  // first pass: the "previous" phase counts as complete
           mbar_arrive_expect_tx(full, cfg::STAGE_BYTES);
           tma_load_2d(a_ring + stage * cfg::A_BYTES, &map_a, full, kb * WG_BK, tm * BM);
-          tma_load_2d(b_ring + stage * cfg::B_BYTES, &map_w, full, kb * WG_BK, tn * BN);
+          if constexpr (!B_RES) tma_load_2d(b_ring + stage * cfg::B_BYTES, &map_w, full, kb * WG_BK, tn * BN);
           if (++stage == STAGES) stage = 0, phase ^= 1;
         }
       } else {
@@ -353,6 +371,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   float d[BN / 2];
   int stage = 0;
   uint32_t phase = 0;
+  if constexpr (B_RES) mbar_wait(res_bar, 0);
   for (int unit = first_unit; unit < total_units; unit += unit_step) {
     int um, tn;
     tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
@@ -367,7 +386,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     for (int kb = 0; kb < k_blocks; kb++) {
       mbar_wait(bars + 8 * stage, phase);  // "full": the TMA bytes of this stage have landed
       const uint64_t desc_a = smem_desc_sw128(a_ring + stage * cfg::A_BYTES + consumer * 64 * 128);
-      const uint64_t desc_b = smem_desc_sw128(b_ring + stage * cfg::B_BYTES);
+      const uint64_t desc_b = smem_desc_sw128(B_RES ? res + kb * cfg::B_TILE_BYTES : b_ring + stage * cfg::B_BYTES);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < WG_BK / 16; kk++)  // k step of 16 elements = 32 bytes = 2 in descriptor units
@@ -383,7 +402,20 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // k_blocks >= 1, so held is a stage
     // Accumulator layout (m64nN, fp32): warp w of the group holds rows 16w..16w+15; d[4j+0..1] = row g,
     // columns 8j+2q, +1; d[4j+2..3] = row g+8, same columns.
-    if (tma_store) {
+    if constexpr (TRANS_C == 1) {
+      // C^T[col][row] = C[row][col]: rows of the tile are columns of the output (ld M); bf16 stores of 2 bytes, the
+      // output being small (M <= 16 rows of it).
+      const int64_t row = (int64_t)tm * BM + consumer * 64 + warp_in_group * 16 + g;
+#pragma unroll
+      for (int j = 0; j < BN / 8; j++) {
+        const int64_t col = (int64_t)tn * BN + 8 * j + 2 * q;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int64_t r = row + (e >> 1) * 8, c = col + (e & 1);
+          if (r < M && c < N) C[c * M + r] = __float2bfloat16(d[4 * j + e]);
+        }
+      }
+    } else if (tma_store) {
       // Through shared memory and TMA stores: the registers go to this warpgroup's buffer (4-byte shared
       // stores, conflict-free), one thread stores whole boxes, and the warpgroup goes on to the next tile
       // while the bulk stores write global memory. Direct stores from the fragment layout (below) write 8
@@ -511,19 +543,22 @@ static void pick_tile(int64_t M, int64_t N, int sms, int *bm, int *bn) {
   if (*bn == 80 && M <= 512) *bm = 64, *bn = 160;
 }
 
-template <int BM, int BN>
+template <int BM, int BN, int TRANS_C = 0, int B_RES = 0>
 static int launch_bn(const char *variant, const CUtensorMap *map_a, const CUtensorMap *map_w, const CUtensorMap *map_c, uint16_t *C,
                      int64_t M, int64_t N, int64_t K, int sms, int pair_ok, int tma_store, cudaStream_t stream, klab_err *err) {
-  using cfg = wg_config<BM, BN>;
+  using cfg = wg_config<BM, BN, B_RES>;
   const int tiles_m = (int)((M + BM - 1) / BM), tiles_n = (int)((N + BN - 1) / BN);
   const int64_t tiles = (int64_t)tiles_m * tiles_n;
+  if (B_RES && (tiles_n != 1 || (K + WG_BK - 1) / WG_BK > cfg::RES_KBLOCKS))
+    return klab_fail(err, "gemm %s M=%lld N=%lld K=%lld: a resident B needs N <= %d and K <= %d", variant, (long long)M, (long long)N,
+                     (long long)K, BN, cfg::RES_KBLOCKS * WG_BK);
   const int grid = (int)(tiles < sms ? tiles : sms);
   char ctx[160];
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, %dx%d tiles) M=%lld N=%lld K=%lld", variant, BM, BN, (long long)M, (long long)N,
            (long long)K);
   // Set on every launch (a cheap host call) so a device switch or a fresh context cannot miss it.
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BM, BN, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
-  gemm_wgmma_kernel<BM, BN, 1><<<grid, cfg::THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<BM, BN, 1, TRANS_C, B_RES>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  gemm_wgmma_kernel<BM, BN, 1, TRANS_C, B_RES><<<grid, cfg::THREADS, cfg::SMEM_BYTES, stream>>>(*map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K,
                                                                                tiles_m, tiles_n, pair_ok, tma_store);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
@@ -541,7 +576,7 @@ static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CU
   char ctx[160];
   snprintf(ctx, sizeof ctx, "gemm %s (wgmma, 2-CTA clusters, BN=%d) M=%lld N=%lld K=%lld", variant, BN, (long long)M, (long long)N,
            (long long)K);
-  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<128, BN, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  KLAB_CUDA(err, cudaFuncSetAttribute(gemm_wgmma_kernel<128, BN, 2, 0, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
@@ -553,11 +588,11 @@ static int launch_bn_mc2(const char *variant, const CUtensorMap *map_a, const CU
   config.attrs = attr;
   config.numAttrs = 1;
   int resident = 0;
-  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<128, BN, 2>, &config), ctx);
+  KLAB_CUDA(err, cudaOccupancyMaxActiveClusters(&resident, gemm_wgmma_kernel<128, BN, 2, 0, 0>, &config), ctx);
   if (resident < 1) return klab_fail(err, "%s: no 2-CTA cluster of this kernel fits on the device", ctx);
   const int clusters = (int)(pairs < resident ? pairs : resident);
   config.gridDim = dim3((unsigned)(2 * clusters), 1, 1);
-  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<128, BN, 2>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, gemm_wgmma_kernel<128, BN, 2, 0, 0>, *map_a, *map_w, *map_c, (__nv_bfloat16 *)C, M, N, K, tiles_m,
                                     tiles_n, pair_ok, tma_store),
             ctx);
   KLAB_CHECK_LAUNCH(err, ctx);
@@ -662,6 +697,24 @@ extern "C" int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C
   int sms = 0;
   if (wgmma_prepare("wgmma_tile", A, W, C, M, N, K, &sms, err)) return -1;
   return wgmma_launch("wgmma_tile", A, W, C, M, N, K, tile_m, tile_n, 1, sms, stream, err);
+}
+
+extern "C" int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
+                                 int resident, cudaStream_t stream, klab_err *err) {
+  if (M < 1 || M > 16)
+    return klab_fail(err, "gemm wgmma_skinny M=%lld N=%lld K=%lld: M must be 1..16 (A is one 16-row wgmma operand)", (long long)M,
+                     (long long)N, (long long)K);
+  int sms = 0;
+  // Roles swapped: the kernel's "A" is W (N rows, 64-row tiles), its "W" is A (M rows in one 16-row box, TMA
+  // zero-fills rows M..15), its C is [N x M], stored transposed into C [M x N].
+  if (wgmma_prepare("wgmma_skinny", W, A, C, N, M, K, &sms, err)) return -1;
+  CUtensorMap map_w_rows, map_a_rows, map_unused;
+  if (make_map(&map_w_rows, W, N, K, 64, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "W", err) ||
+      make_map(&map_a_rows, A, M, K, 16, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err))
+    return -1;
+  memset(&map_unused, 0, sizeof map_unused);
+  if (resident) return launch_bn<64, 16, 1, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
+  return launch_bn<64, 16, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
 }
 
 extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,

@@ -24,7 +24,11 @@ int gemv_optimized(const uint16_t *x, const uint16_t *W, uint16_t *y, int64_t M,
  *   mma     mma.sync with 16 rows of W as the A operand, split-K over the 8 warps of a block, persistent
  *           grid, next stage prefetched; x (B operand) via L1
  *   mma_pf  mma with an L2::256B prefetch hint on the W loads
- *   mma_xs  mma_pf with x staged once per block in shared memory (M*(K+8)*2 <= 40 KiB; 32 KiB for M > 8) */
+ *   mma_xs  mma_pf with x staged once per block in shared memory (M*(K+8)*2 <= 40 KiB; 32 KiB for M > 8)
+ * and, registered from op.c, `wgmma` / `wgmma_xs`: gemm_wgmma_skinny (kernels/gemm/gemm.h), the Hopper gemm
+ * kernel computing y^T = W . x^T with W as 64-row tiles streamed by TMA and x one 16-row operand (reloaded per
+ * k-block, or resident in shared memory for K <= 4096); gemv_optimized takes wgmma_xs at M >= 9, K <= 3072,
+ * N > 4096 on sm_90a. */
 #define KLAB_GEMV_CC_MAX_M 4            /* cc, cc_xs: M fma chains per weight; beyond 4 the FMA issue rate binds */
 #define KLAB_GEMV_CC_B4_MAX_M 2         /* cc_xs_b4: 64 registers per thread */
 /* x staged in shared memory within the default 48 KiB per block (static + dynamic; no cudaFuncSetAttribute):

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include "harness/bf16.h"
 #include "harness/klab.h"
+#include "kernels/gemm/gemm.h"
 #include "kernels/gemv/gemv.h"
 #include "reference/gemv.h"
 #include "reference/rng.h"
@@ -90,6 +91,19 @@ static int supports_mma_xs(const int64_t *s, char *why, size_t n) {
   return 1;
 }
 
+/* The gemm kernel with the roles swapped (gemm_wgmma_skinny): sm_90a, K % 8 == 0 (TMA row strides). */
+static int supports_wgmma(const int64_t *s, char *why, size_t n) { return gemm_optimized_supports(s[D_N], s[D_M], s[D_K], why, n); }
+static int run_wgmma(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, st, err);
+}
+static int supports_wgmma_xs(const int64_t *s, char *why, size_t n) {
+  if (s[D_K] > 4096) return snprintf(why, n, "K=%lld: x stays resident in 128 KiB for K <= 4096", (long long)s[D_K]), 0;
+  return supports_wgmma(s, why, n);
+}
+static int run_wgmma_xs(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 1, st, err);
+}
+
 #define RUN_CANDIDATE(fn)                                                                                   \
   static int run_##fn(const klab_args *a, cudaStream_t st, klab_err *err) {                                 \
     return gemv_##fn(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], st, err);     \
@@ -103,7 +117,7 @@ RUN_CANDIDATE(mma_pf)
 RUN_CANDIDATE(mma_xs)
 static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "dispatch: M=1 mma_pf (N,K <= 4096) or v3; M>=2 mma_xs (K <= 3072, N > 4096) or mma_pf; scalar kernel for K%8 or unaligned",
+                                       "dispatch: M=1 mma_pf (N,K <= 4096) or v3; M>=2 mma_xs (K <= 3072, N > 4096; from M=9 wgmma_xs) or mma_pf; scalar kernel for K%8 or unaligned",
                                        NULL, NULL, run_optimized};
 static const klab_variant v3 = {"v3", KLAB_EXTRA, "previous optimized: split-K CUDA cores (M=1), x-as-A mma.sync (M>=2)", NULL, NULL, run_v3};
 static const klab_variant cc = {"cc", KLAB_EXTRA, "CUDA cores, warp per row, persistent grid, 2 stages of W in flight; x via L1 (M<=4)",
@@ -117,6 +131,11 @@ static const klab_variant mma = {"mma", KLAB_EXTRA, "mma.sync, 16 W rows as A, s
 static const klab_variant mma_pf = {"mma_pf", KLAB_EXTRA, "mma with the L2::256B prefetch hint on W loads", supports_mma, NULL, run_mma_pf};
 static const klab_variant mma_xs = {"mma_xs", KLAB_EXTRA, "mma_pf with x staged in shared memory (M*(K+8)*2 <= 40 KiB, M>8: 32 KiB)", supports_mma_xs, NULL,
                                     run_mma_xs};
+static const klab_variant wgmma = {"wgmma", KLAB_EXTRA,
+                                   "gemm's wgmma+TMA kernel swapped: W as 64-row m64n16k16 operand through a 16-stage TMA ring, y^T stored",
+                                   supports_wgmma, NULL, run_wgmma};
+static const klab_variant wgmma_xs = {"wgmma_xs", KLAB_EXTRA, "wgmma with x loaded once per block into shared memory (K <= 4096)",
+                                      supports_wgmma_xs, NULL, run_wgmma_xs};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
 
@@ -143,8 +162,8 @@ const klab_op klab_op_gemv = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 11,
-    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs},
+    .nvariants = 13,
+    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs, &wgmma, &wgmma_xs},
     .npresets = 10,
     .presets = presets,
 };

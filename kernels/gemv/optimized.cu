@@ -11,6 +11,7 @@
 // in gemv_optimized; the candidates reject them. docs/ops/gemv.md records each step and what it bought.
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include "kernels/gemm/gemm.h"
 #include "kernels/gemv/gemv.h"
 #include "kernels/common/launch.cuh"
 
@@ -654,6 +655,12 @@ extern "C" int gemv_optimized(const uint16_t *x, const uint16_t *W, uint16_t *y,
   // M >= 2 (H100, commit aabedd1, 4B and 8B projections at M = 2..16, results/ops-h100-aabedd1/gemv-batched.csv):
   // x in shared memory wins only at K <= 2560 with N > 4096 (4B qkv, gate|up at M = 2, 4); at K >= 4096 mma_pf
   // is 2-7% faster (M=2 down 20.1 vs 21.6 us, M=4 8B qkv 19.1 vs 20.4 us).
+  // M >= 9 with K <= 3072 and N > 4096 (4B qkv, gate|up): the gemm kernel with the roles swapped and x resident
+  // in shared memory (round 9: 4B qkv M = 12, 16 14.1-14.2 us against 14.8-15.3 for mma_xs; at M = 8 mma_xs is
+  // ahead, at K = 4096 they are level). Needs sm_90a; elsewhere the mma kernels below.
+  char why[160];
+  if (M >= 9 && K <= 3072 && N > 4096 && gemm_optimized_supports(N, M, K, why, sizeof why))
+    return gemm_wgmma_skinny(x, W, y, M, N, K, 1, stream, err);
   if (K <= 3072 && N > 4096 && M * (K / 8 + 1) * 16 <= KLAB_GEMV_MMA_XS_MAX_BYTES(M)) return run_mma<true, true>("optimized (mma_xs)", x, W, y, M, N, K, stream, err);
   return run_mma<true, false>("optimized (mma_pf)", x, W, y, M, N, K, stream, err);
 }
