@@ -18,7 +18,7 @@ set boxwidth 0.9
 set xtics rotate by 60 right font ',9' nomirror
 set grid noxtics
 set ylabel 'speedup vs vendor (cuBLAS/cuBLASLt median / variant median)'
-set yrange [0:1.439]
+set yrange [0:1.432]
 set key top left box opaque
 set bmargin 20
 set title 'gemv vs vendor: qwen3-4b-decode on NVIDIA H100 80GB HBM3 (sm_90); above 1.0 = faster than cuBLAS'
@@ -33,7 +33,9 @@ plot \
   'plots/speedup_vs_cublas.dat' using 7 lc rgb '#e377c2' title 'cc_xs_b4', \
   'plots/speedup_vs_cublas.dat' using 8 lc rgb '#17becf' title 'mma', \
   'plots/speedup_vs_cublas.dat' using 9 lc rgb '#bcbd22' title 'mma_pf', \
-  'plots/speedup_vs_cublas.dat' using 10 lc rgb '#7f7f7f' title 'mma_xs'
+  'plots/speedup_vs_cublas.dat' using 10 lc rgb '#7f7f7f' title 'mma_xs', \
+  'plots/speedup_vs_cublas.dat' using 11 lc rgb '#1f77b4' title 'wgmma', \
+  'plots/speedup_vs_cublas.dat' using 12 lc rgb '#d62728' title 'wgmma_xs'
 set terminal svg size W,H noenhanced font 'Sans,11' background rgb 'white'
 set output 'speedup_vs_cublas.svg'
 replot
