@@ -26,6 +26,7 @@
 // or 80 (7 x 26 KiB; C boxes of 16 columns), or BM = 64 by BN = 160 (7 x 28 KiB, one consumer warpgroup).
 // The launcher takes the tile with the fewest estimated waves x tile cost, see pick_tile(); `wgmma_mc2` runs
 // the 128-row tiles as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
+// gemm_wgmma_skinny (M <= 16) runs it with the operands swapped on 64 x 16 tiles and stores C transposed (TRANS_C).
 #include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #include <cuda_bf16.h>
@@ -73,7 +74,8 @@ struct wg_config {
   static constexpr int EPI_BYTES = CONSUMERS * EPI_BOXES * BOX_BYTES;
   // The ring takes what the epilogue buffer, 1024 bytes of slack (to align the ring to the swizzle period) and
   // the barriers leave of 227 KiB, at most 8 stages (16 of the small stages of BN 16). BM 128: 4 x 48 KiB (256),
-  // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16).
+  // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16),
+  // 11 x 8 KiB (16 with a resident B).
   static constexpr int MAX_STAGES = STAGE_BYTES <= 16384 ? 16 : 8;
   static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - 2 * MAX_STAGES * 8 - 8;
   static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < MAX_STAGES ? RING_BUDGET / STAGE_BYTES : MAX_STAGES;
