@@ -715,6 +715,7 @@ extern "C" int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t 
       make_map(&map_a_rows, A, M, K, 16, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err))
     return -1;
   memset(&map_unused, 0, sizeof map_unused);
+  static_assert(wg_config<64, 16, 1>::RES_KBLOCKS * WG_BK == KLAB_GEMM_SKINNY_RESIDENT_MAX_K, "gemm.h states the resident limit");
   if (resident) return launch_bn<64, 16, 1, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
   return launch_bn<64, 16, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
 }

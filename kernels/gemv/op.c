@@ -97,7 +97,8 @@ static int run_wgmma(const klab_args *a, cudaStream_t st, klab_err *err) {
   return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, st, err);
 }
 static int supports_wgmma_xs(const int64_t *s, char *why, size_t n) {
-  if (s[D_K] > 4096) return snprintf(why, n, "K=%lld: x stays resident in 128 KiB for K <= 4096", (long long)s[D_K]), 0;
+  if (s[D_K] > KLAB_GEMM_SKINNY_RESIDENT_MAX_K)
+    return snprintf(why, n, "K=%lld: x stays resident in shared memory for K <= %d", (long long)s[D_K], KLAB_GEMM_SKINNY_RESIDENT_MAX_K), 0;
   return supports_wgmma(s, why, n);
 }
 static int run_wgmma_xs(const klab_args *a, cudaStream_t st, klab_err *err) {
