@@ -99,9 +99,12 @@ static void test_refusals(void) {
         (strstr(err.msg, "16-byte aligned") || strstr(err.msg, "sm_90a"))); /* sm_90a: declined before the pointer check */
   CHECK(gemm_naive(buf, buf, buf, 0, 16, 16, NULL, 0, 0, &err) == -1 && strstr(err.msg, "bad shape"));
   /* the skinny (swapped) launcher: M = 1..16 only, and a resident x only up to K = 4096 (on sm_90a) */
-  CHECK(gemm_wgmma_skinny(buf, buf, buf, 17, 64, 64, 0, 0, &err) == -1 && strstr(err.msg, "M must be 1..16"));
-  CHECK(gemm_wgmma_skinny(buf, buf, buf, 4, 16, 4160, 1, 0, &err) == -1 &&
+  CHECK(gemm_wgmma_skinny(buf, buf, buf, 17, 64, 64, 0, 1, 16, 0, &err) == -1 && strstr(err.msg, "M must be 1..16"));
+  CHECK(gemm_wgmma_skinny(buf, buf, buf, 4, 16, 4160, 1, 1, 16, 0, &err) == -1 &&
         (strstr(err.msg, "K <= 4096") || strstr(err.msg, "sm_90a")));
+  /* only the configurations gemv uses exist: a resident x with a k split is refused, not run as another one */
+  CHECK(gemm_wgmma_skinny(buf, buf, buf, 4, 64, 256, 1, 2, 16, 0, &err) == -1 &&
+        (strstr(err.msg, "no configuration") || strstr(err.msg, "sm_90a")));
   CHECK(gemm_vendor(buf, buf, buf, 4, -1, 16, NULL, 0, 0, &err) == -1 && strstr(err.msg, "bad shape"));
   char why[200];
   CHECK(gemm_mma_supports(8, 8, 12, why, sizeof why) == 0 && strstr(why, "multiple of 8"));

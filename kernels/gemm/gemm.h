@@ -46,12 +46,16 @@ int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M,
 
 /* C[M,N] = A[M,K] . W[N,K]^T for skinny A (M = 1..16, decode batches) on the `optimized` kernel with the roles
  * swapped: W is the 64-row wgmma operand streamed through the TMA ring (N / 64 tiles), A one 16-row operand
- * (rows >= M zero-filled), and the [N x M] result is stored transposed (m64n16k16, 16 stages of 10 KiB).
- * resident 1: A loaded once per block into shared memory (K <= KLAB_GEMM_SKINNY_RESIDENT_MAX_K), so the ring
- * carries only W. Same shape rules and alignment as gemm_optimized; M > 16 is refused. */
+ * (rows >= M zero-filled), and the [N x M] result is stored transposed (m64n16k16). Configurations:
+ *   resident 1, k_split 1, max_stages 16: A loaded once per CTA into shared memory (K <= KLAB_GEMM_SKINNY_RESIDENT_MAX_K),
+ *     the ring (11 stages of 8 KiB) carries only W;
+ *   resident 0, k_split 1, max_stages 16 or 10: A reloaded with every k-block of W (stages of 10 KiB);
+ *   resident 0, k_split 2, max_stages 16: each tile's k-blocks split over a cluster of 2 CTAs (2 x N / 64 CTAs), the
+ *     partial tiles added in the first CTA's shared memory (a fixed order: deterministic).
+ * Others are refused. Same shape rules and alignment as gemm_optimized; M > 16 is refused. */
 #define KLAB_GEMM_SKINNY_RESIDENT_MAX_K 4096 /* 64 k-blocks of a 16-row operand: 128 KiB of shared memory */
-int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int resident,
-                      cudaStream_t stream, klab_err *err);
+int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int resident, int k_split,
+                      int max_stages, cudaStream_t stream, klab_err *err);
 
 /* The faster of cuBLAS (cublasGemmEx) and cuBLASLt (heuristic's first algorithm) for this shape,
  * decided once per shape by timing both on the stream (3 launches each; the host waits for them). A

@@ -47,7 +47,10 @@ static constexpr int wg_box_cols(int bn) { return bn % 32 == 0 ? 32 : 16; }
 // BM (tile rows) is 128 (two consumer warpgroups of 64 rows) or 64 (one consumer warpgroup).
 // B_RES 1 (skinny launches, one tile column): the W-side operand of every k-block is loaded once per CTA into a
 // resident buffer of RES_BYTES (K <= RES_BYTES / (BN * 128)), and the ring carries only A.
-template <int BM, int BN, int B_RES = 0>
+// KSPLIT > 1 (skinny launches): the KSPLIT CTAs of a cluster split the k-blocks of one tile; ranks 1.. write their
+// fp32 partial tiles into rank 0's shared memory (RED_BYTES), which adds them in rank order and stores the tile.
+// STAGE_CAP: at most this many ring stages (skinny launches: a shallower ring measured faster, see gemm.h).
+template <int BM, int BN, int B_RES = 0, int KSPLIT = 1, int STAGE_CAP = 16>
 struct wg_config {
   static_assert(BN == 16 || BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
   static_assert(BM == 64 || BM == 128, "64 rows per consumer warpgroup, one or two of them");
@@ -57,7 +60,9 @@ struct wg_config {
   static constexpr int A_BYTES = BM * WG_BK * 2;     // 8 or 16 KiB
   static constexpr int B_TILE_BYTES = BN * WG_BK * 2;  // one k-block of the W-side operand: 2 to 32 KiB
   static constexpr int B_BYTES = B_RES ? 0 : B_TILE_BYTES;  // in each ring stage
+  static_assert(KSPLIT >= 1 && KSPLIT <= 8, "k split over a portable cluster");
   static constexpr int RES_BYTES = B_RES ? 128 * 1024 : 0;
+  static constexpr int RED_BYTES = (KSPLIT - 1) * BM * BN * 4;  // the partial tiles of ranks 1.. (fp32)
   static constexpr int RES_KBLOCKS = B_RES ? RES_BYTES / B_TILE_BYTES : 0;
   static constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
   // C leaves by TMA stores in boxes of 64 rows x BOX_COLS columns (wg_box_cols). TMA swizzles 16-byte chunk c
@@ -76,11 +81,12 @@ struct wg_config {
   // the barriers leave of 227 KiB, at most 8 stages (16 of the small stages of BN 16). BM 128: 4 x 48 KiB (256),
   // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16),
   // 11 x 8 KiB (16 with a resident B).
-  static constexpr int MAX_STAGES = STAGE_BYTES <= 16384 ? 16 : 8;
-  static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - 2 * MAX_STAGES * 8 - 8;
+  static constexpr int MAX_STAGES = (STAGE_BYTES <= 16384 ? 16 : 8) < STAGE_CAP ? (STAGE_BYTES <= 16384 ? 16 : 8) : STAGE_CAP;
+  static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - RED_BYTES - 2 * MAX_STAGES * 8 - 8;
   static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < MAX_STAGES ? RING_BUDGET / STAGE_BYTES : MAX_STAGES;
-  // The slack, the ring, the epilogue buffers, then full[] and empty[] barriers.
-  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + RES_BYTES + EPI_BYTES + 2 * STAGES * 8 + 8;
+  // The slack, the ring, the resident B, the epilogue buffers, the partial tiles, then full[] and empty[]
+  // barriers and the resident B's barrier.
+  static constexpr int SMEM_BYTES = 1024 + STAGES * STAGE_BYTES + RES_BYTES + EPI_BYTES + RED_BYTES + 2 * STAGES * 8 + 8;
   static_assert(STAGES >= 3, "two stages are held by the wgmma group in flight and its predecessor");
   static_assert(SMEM_BYTES <= 227 * 1024, "the ring exceeds the 227 KiB opt-in shared memory");
   // The wgmma descriptors assume every stage starts on a 1024-byte swizzle period (base offset 0).
@@ -122,6 +128,25 @@ static __device__ __forceinline__ void mbar_arrive_in_cta(uint32_t bar, uint32_t
       "mbarrier.arrive.shared::cluster.b64 _, [remote];\n"
       "}\n" ::"r"(bar), "r"(rank)
       : "memory");
+}
+// The shared::cluster address of shared offset addr in CTA `rank` of this cluster.
+static __device__ __forceinline__ uint32_t mapa_shared(uint32_t addr, uint32_t rank) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+static __device__ __forceinline__ void st_cluster_v4(uint32_t cluster_addr, float a, float b, float c, float d) {
+  asm volatile("st.shared::cluster.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"r"(cluster_addr), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
+static __device__ __forceinline__ float4 ld_shared_v4(uint32_t addr) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(addr) : "memory");
+  return v;
+}
+// Every thread of the cluster, not necessarily converged (a warp's threads may take different paths to it): arrive
+// (release) and wait (acquire).
+static __device__ __forceinline__ void cluster_sync_divergent() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
 static __device__ __forceinline__ uint32_t cluster_rank() {
   uint32_t r;
@@ -271,15 +296,16 @@ static __device__ __forceinline__ void release_stage(uint32_t empty_bar, int ran
 // store drops.
 // TRANS_C 1: the kernel computes the tile of C but writes it to C^T (an [N x M] row-major matrix), with masked
 // direct stores: gemm_wgmma_skinny runs y^T = W . x^T this way, W as the 64-row operand and x as one 16-column tile.
-template <int BM, int BN, int CLUSTER, int TRANS_C, int B_RES>
-__global__ void __launch_bounds__(wg_config<BM, BN, B_RES>::THREADS, 1)
+template <int BM, int BN, int CLUSTER, int TRANS_C, int B_RES, int KSPLIT = 1, int STAGE_CAP = 16>
+__global__ void __launch_bounds__(wg_config<BM, BN, B_RES, KSPLIT, STAGE_CAP>::THREADS, 1)
 gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_w,
                   const __grid_constant__ CUtensorMap map_c, __nv_bfloat16 *__restrict__ C, int64_t M, int64_t N, int64_t K,
                   int tiles_m, int tiles_n, int pair_ok, int tma_store) {
 #ifdef WG_DEVICE_OK
-  using cfg = wg_config<BM, BN, B_RES>;
+  using cfg = wg_config<BM, BN, B_RES, KSPLIT, STAGE_CAP>;
   constexpr int STAGES = cfg::STAGES;
   static_assert(!B_RES || CLUSTER == 1, "resident B in unclustered launches");
+  static_assert(KSPLIT == 1 || (CLUSTER == 1 && TRANS_C == 1), "k split: skinny launches (transposed direct stores)");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   // Shared addresses only (TMA, mbarriers and wgmma descriptors all take them); aligned to 1024 here
   // because the swizzle pattern is a function of address bits 7-9.
@@ -288,7 +314,8 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   const uint32_t b_ring = base + STAGES * cfg::A_BYTES;          // STAGES x [BN rows x 128 B]
   const uint32_t res = b_ring + STAGES * cfg::B_BYTES;           // B_RES: every k-block's B tile
   const uint32_t epi = res + cfg::RES_BYTES;                     // 2 x EPI_BOXES x [64 rows x 64 B] (C boxes)
-  const uint32_t bars = epi + cfg::EPI_BYTES;                    // full[STAGES], empty[STAGES], then the resident B's
+  const uint32_t red = epi + cfg::EPI_BYTES;                     // KSPLIT > 1: partial tiles of ranks 1.. (in rank 0)
+  const uint32_t bars = red + cfg::RED_BYTES;                    // full[STAGES], empty[STAGES], then the resident B's
   const uint32_t res_bar = bars + 16 * STAGES;
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && BM == 128), "CTA pairs at most, of 128-row tiles");
   constexpr int GROUP = WG_GROUP_M / CLUSTER;  // raster groups of the same height in tile rows
@@ -297,7 +324,12 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
   const int total_units = unit_rows * tiles_n;
   int first_unit = blockIdx.x, unit_step = gridDim.x, rank = 0;
   if constexpr (CLUSTER > 1) first_unit = (int)cluster_index(), unit_step = (int)cluster_count(), rank = (int)cluster_rank();
-  const int k_blocks = (int)((K + WG_BK - 1) / WG_BK);
+  // k split: a cluster of KSPLIT CTAs per tile (launched one tile per cluster), rank r takes k-blocks [kb_begin, kb_end).
+  int k_rank = 0;
+  if constexpr (KSPLIT > 1) first_unit = (int)cluster_index(), unit_step = (int)cluster_count(), k_rank = (int)cluster_rank();
+  const int k_blocks_total = (int)((K + WG_BK - 1) / WG_BK);
+  const int kb_begin = (int)((int64_t)k_rank * k_blocks_total / KSPLIT);
+  const int kb_end = (int)((int64_t)(k_rank + 1) * k_blocks_total / KSPLIT);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; s++) {
@@ -308,27 +340,33 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     mbar_init_fence();  // visible to the async (TMA) proxy
   }
   __syncthreads();
-  // The peer multicasts into this CTA's ring and arrives on its barriers: both must be initialised first.
-  if constexpr (CLUSTER > 1) cluster_sync_all();
+  // The peer multicasts into this CTA's ring and arrives on its barriers: both must be initialised first. With a
+  // k split, ranks 1.. write into rank 0's shared memory: rank 0 must have started.
+  if constexpr (CLUSTER > 1 || KSPLIT > 1) cluster_sync_all();
 
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     // ---- producer ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(WG_PRODUCER_REGS));
-    if (threadIdx.x != 0) return;
+    // KSPLIT: every thread takes part in the cluster barrier that ends the k split (see the consumers), so none of
+    // the cluster's CTAs exits while another may still write into its shared memory.
+    if (threadIdx.x != 0) {
+      if constexpr (KSPLIT > 1) cluster_sync_divergent();
+      return;
+    }
     int stage = 0;
     uint32_t phase = 0;
     if constexpr (B_RES) {
-      // One tile column (the launcher checks): the B tiles of all k-blocks, once.
-      mbar_arrive_expect_tx(res_bar, (uint32_t)(k_blocks * cfg::B_TILE_BYTES));
-      for (int kb = 0; kb < k_blocks; kb++) tma_load_2d(res + kb * cfg::B_TILE_BYTES, &map_w, res_bar, kb * WG_BK, 0);
+      // One tile column (the launcher checks): the B tiles of this CTA's k-blocks, once.
+      mbar_arrive_expect_tx(res_bar, (uint32_t)((kb_end - kb_begin) * cfg::B_TILE_BYTES));
+      for (int kb = kb_begin; kb < kb_end; kb++) tma_load_2d(res + (kb - kb_begin) * cfg::B_TILE_BYTES, &map_w, res_bar, kb * WG_BK, 0);
     }
     for (int unit = first_unit; unit < total_units; unit += unit_step) {
       int um, tn;
       tile_coords<GROUP>(unit, unit_rows, tiles_n, &um, &tn);
       const int tm = um * CLUSTER + rank;
       if constexpr (CLUSTER == 1) {
-        for (int kb = 0; kb < k_blocks; kb++) {
+        for (int kb = kb_begin; kb < kb_end; kb++) {
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // first pass: the "previous" phase counts as complete
           mbar_arrive_expect_tx(full, cfg::STAGE_BYTES);
@@ -342,7 +380,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         const bool half1_in = (int64_t)tn * BN + HALF_ROWS < N;  // half 0 always starts inside W
         const uint32_t bytes = (a_in ? cfg::A_BYTES : 0) + HALF_BYTES + (half1_in ? HALF_BYTES : 0);
         const bool my_half_in = rank == 0 || half1_in;
-        for (int kb = 0; kb < k_blocks; kb++) {
+        for (int kb = 0; kb < k_blocks_total; kb++) {
           const uint32_t full = bars + 8 * stage, empty = bars + 8 * (STAGES + stage);
           mbar_wait(empty, phase ^ 1);  // released by the consumers of BOTH CTAs (the peer writes here too)
           mbar_arrive_expect_tx(full, bytes);
@@ -362,6 +400,7 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
         if (++stage == STAGES) stage = 0, phase ^= 1;
       }
     }
+    if constexpr (KSPLIT > 1) cluster_sync_divergent();
     return;
   }
 
@@ -385,10 +424,10 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     // which means k-block kb-1 has finished reading its stage; release that stage. The tensor cores so
     // never idle between k-blocks, at the cost of holding two stages (the producer keeps STAGES-2 ahead).
     int held = -1;  // stage read by the group still in flight
-    for (int kb = 0; kb < k_blocks; kb++) {
+    for (int kb = kb_begin; kb < kb_end; kb++) {
       mbar_wait(bars + 8 * stage, phase);  // "full": the TMA bytes of this stage have landed
       const uint64_t desc_a = smem_desc_sw128(a_ring + stage * cfg::A_BYTES + consumer * 64 * 128);
-      const uint64_t desc_b = smem_desc_sw128(B_RES ? res + kb * cfg::B_TILE_BYTES : b_ring + stage * cfg::B_BYTES);
+      const uint64_t desc_b = smem_desc_sw128(B_RES ? res + (kb - kb_begin) * cfg::B_TILE_BYTES : b_ring + stage * cfg::B_BYTES);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < WG_BK / 16; kk++)  // k step of 16 elements = 32 bytes = 2 in descriptor units
@@ -401,7 +440,31 @@ gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_consta
     }
     wgmma_wait_all();
     fence_accumulators(d);  // no accumulator read may move above the wait
-    release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // k_blocks >= 1, so held is a stage
+    if (held >= 0) release_stage<CLUSTER>(bars + 8 * (STAGES + held), rank, lane);  // none held: a k split's empty range
+    if constexpr (KSPLIT > 1) {
+      // Partial tiles meet in rank 0: thread t of rank r > 0 writes its BN / 2 accumulators to slot r - 1, entry t, of
+      // rank 0's buffer (whole 16-byte vectors, consecutive per thread); a cluster barrier (release / acquire) over
+      // every thread of the cluster follows, after which rank 0 adds the slots in rank order (the sum does not depend
+      // on timing) and the other ranks exit. One tile per cluster: the buffer and the barrier are used once, and no
+      // CTA leaves while another may still write into its shared memory.
+      const int t = threadIdx.x - 128;  // 0 .. CONSUMERS * 128 - 1
+      if (k_rank > 0) {
+        const uint32_t remote = mapa_shared(red + (uint32_t)(((k_rank - 1) * cfg::CONSUMERS * 128 + t) * (BN / 2) * 4), 0);
+#pragma unroll
+        for (int i = 0; i < BN / 2; i += 4) st_cluster_v4(remote + 4 * i, d[i], d[i + 1], d[i + 2], d[i + 3]);
+      }
+      cluster_sync_divergent();
+      if (k_rank > 0) continue;  // the next unit (none: one tile per cluster)
+#pragma unroll
+      for (int r = 1; r < KSPLIT; r++) {
+        const uint32_t slot = red + (uint32_t)(((r - 1) * cfg::CONSUMERS * 128 + t) * (BN / 2) * 4);
+#pragma unroll
+        for (int i = 0; i < BN / 2; i += 4) {
+          float4 v = ld_shared_v4(slot + 4 * i);
+          d[i] += v.x, d[i + 1] += v.y, d[i + 2] += v.z, d[i + 3] += v.w;
+        }
+      }
+    }
     // Accumulator layout (m64nN, fp32): warp w of the group holds rows 16w..16w+15; d[4j+0..1] = row g,
     // columns 8j+2q, +1; d[4j+2..3] = row g+8, same columns.
     if constexpr (TRANS_C == 1) {
@@ -701,8 +764,39 @@ extern "C" int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C
   return wgmma_launch("wgmma_tile", A, W, C, M, N, K, tile_m, tile_n, 1, sms, stream, err);
 }
 
+// Skinny launches (roles swapped, 64 x 16 tiles, C stored transposed): one CTA per tile, persistent over the
+// SMs, or (KSPLIT > 1) KSPLIT-CTA clusters per tile splitting its k-blocks, launched as tiles x KSPLIT CTAs, a
+// tile per cluster (the partial-tile buffer is used once). At most STAGE_CAP ring stages.
+template <int B_RES, int KSPLIT, int STAGE_CAP>
+static int launch_skinny(const CUtensorMap *map_w_rows, const CUtensorMap *map_a_rows, uint16_t *C, int64_t rows, int64_t cols,
+                         int64_t K, int sms, cudaStream_t stream, klab_err *err) {
+  using cfg = wg_config<64, 16, B_RES, KSPLIT, STAGE_CAP>;
+  const int tiles_m = (int)((rows + 63) / 64), k_blocks = (int)((K + WG_BK - 1) / WG_BK);
+  char ctx[200];
+  snprintf(ctx, sizeof ctx, "gemm wgmma_skinny (64x16 tiles, x %s, k split %d, %d stages) M=%lld N=%lld K=%lld",
+           B_RES ? "resident" : "streamed", KSPLIT, cfg::STAGES, (long long)cols, (long long)rows, (long long)K);
+  if (B_RES && (k_blocks + KSPLIT - 1) / KSPLIT > cfg::RES_KBLOCKS)
+    return klab_fail(err, "%s: a resident x needs K <= %d per CTA", ctx, cfg::RES_KBLOCKS * WG_BK);
+  auto kernel = gemm_wgmma_kernel<64, 16, 1, 1, B_RES, KSPLIT, STAGE_CAP>;
+  KLAB_CUDA(err, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = KSPLIT, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)(KSPLIT > 1 ? (int64_t)tiles_m * KSPLIT : (tiles_m < sms ? tiles_m : sms)), 1, 1);
+  config.blockDim = dim3(cfg::THREADS, 1, 1);
+  config.dynamicSmemBytes = cfg::SMEM_BYTES;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = KSPLIT > 1 ? 1 : 0;  // unclustered without a k split
+  KLAB_CUDA(err, cudaLaunchKernelEx(&config, kernel, *map_w_rows, *map_a_rows, *map_a_rows, (__nv_bfloat16 *)C, rows, cols, K, tiles_m, 1, 0, 0),
+            ctx);
+  KLAB_CHECK_LAUNCH(err, ctx);
+  return 0;
+}
+
 extern "C" int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
-                                 int resident, cudaStream_t stream, klab_err *err) {
+                                 int resident, int k_split, int max_stages, cudaStream_t stream, klab_err *err) {
   if (M < 1 || M > 16)
     return klab_fail(err, "gemm wgmma_skinny M=%lld N=%lld K=%lld: M must be 1..16 (A is one 16-row wgmma operand)", (long long)M,
                      (long long)N, (long long)K);
@@ -710,14 +804,20 @@ extern "C" int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t 
   // Roles swapped: the kernel's "A" is W (N rows, 64-row tiles), its "W" is A (M rows in one 16-row box, TMA
   // zero-fills rows M..15), its C is [N x M], stored transposed into C [M x N].
   if (wgmma_prepare("wgmma_skinny", W, A, C, N, M, K, &sms, err)) return -1;
-  CUtensorMap map_w_rows, map_a_rows, map_unused;
+  CUtensorMap map_w_rows, map_a_rows;
   if (make_map(&map_w_rows, W, N, K, 64, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "W", err) ||
       make_map(&map_a_rows, A, M, K, 16, WG_BK, CU_TENSOR_MAP_SWIZZLE_128B, "A", err))
     return -1;
-  memset(&map_unused, 0, sizeof map_unused);
   static_assert(wg_config<64, 16, 1>::RES_KBLOCKS * WG_BK == KLAB_GEMM_SKINNY_RESIDENT_MAX_K, "gemm.h states the resident limit");
-  if (resident) return launch_bn<64, 16, 1, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
-  return launch_bn<64, 16, 1>("wgmma_skinny", &map_w_rows, &map_a_rows, &map_unused, C, N, M, K, sms, 0, 0, stream, err);
+  // The configurations gemv uses (gemm.h); each is one more instantiation of the kernel.
+  if (resident == 1 && k_split == 1 && max_stages == 16) return launch_skinny<1, 1, 16>(&map_w_rows, &map_a_rows, C, N, M, K, sms, stream, err);
+  if (resident == 0 && k_split == 1 && max_stages == 16) return launch_skinny<0, 1, 16>(&map_w_rows, &map_a_rows, C, N, M, K, sms, stream, err);
+  if (resident == 0 && k_split == 1 && max_stages == 10) return launch_skinny<0, 1, 10>(&map_w_rows, &map_a_rows, C, N, M, K, sms, stream, err);
+  if (resident == 0 && k_split == 2 && max_stages == 16) return launch_skinny<0, 2, 16>(&map_w_rows, &map_a_rows, C, N, M, K, sms, stream, err);
+  return klab_fail(err,
+                   "gemm wgmma_skinny M=%lld N=%lld K=%lld: no configuration with x %s, k split %d, at most %d stages (there are: "
+                   "resident x; streamed x with 16 or 10 stages; streamed x split over 2 CTAs with 16)",
+                   (long long)M, (long long)N, (long long)K, resident ? "resident" : "streamed", k_split, max_stages);
 }
 
 extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K,
@@ -727,3 +827,4 @@ extern "C" int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C,
   if (wgmma_prepare("wgmma_mc2", A, W, C, M, N, K, &sms, err)) return -1;
   return wgmma_launch("wgmma_mc2", A, W, C, M, N, K, 128, pick_bn(M, N, sms), 2, sms, stream, err);
 }
+

@@ -94,7 +94,13 @@ static int supports_mma_xs(const int64_t *s, char *why, size_t n) {
 /* The gemm kernel with the roles swapped (gemm_wgmma_skinny): sm_90a, K % 8 == 0 (TMA row strides). */
 static int supports_wgmma(const int64_t *s, char *why, size_t n) { return gemm_optimized_supports(s[D_N], s[D_M], s[D_K], why, n); }
 static int run_wgmma(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, st, err);
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 1, 16, st, err);
+}
+static int run_wgmma_r10(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 1, 10, st, err);
+}
+static int run_wgmma_k2(const klab_args *a, cudaStream_t st, klab_err *err) {
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 2, 16, st, err);
 }
 static int supports_wgmma_xs(const int64_t *s, char *why, size_t n) {
   if (s[D_K] > KLAB_GEMM_SKINNY_RESIDENT_MAX_K)
@@ -102,7 +108,7 @@ static int supports_wgmma_xs(const int64_t *s, char *why, size_t n) {
   return supports_wgmma(s, why, n);
 }
 static int run_wgmma_xs(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 1, st, err);
+  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 1, 1, 16, st, err);
 }
 
 #define RUN_CANDIDATE(fn)                                                                                   \
@@ -118,7 +124,7 @@ RUN_CANDIDATE(mma_pf)
 RUN_CANDIDATE(mma_xs)
 static const klab_variant naive = {"naive", KLAB_NAIVE, "thread per output, serial K, uncoalesced W reads", NULL, NULL, run_naive};
 static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
-                                       "dispatch: M=1 mma_pf (N,K <= 4096) or v3; M>=2 mma_xs (K <= 3072, N > 4096; from M=9 wgmma_xs) or mma_pf; scalar kernel for K%8 or unaligned",
+                                       "dispatch: M=1 mma_pf (N,K <= 4096) or v3; M>=2 on sm_90a wgmma_k2 / wgmma_r10 / wgmma_xs by tiles per SM, else mma_xs (K <= 3072, N > 4096) or mma_pf; scalar kernel for K%8 or unaligned",
                                        NULL, NULL, run_optimized};
 static const klab_variant v3 = {"v3", KLAB_EXTRA, "previous optimized: split-K CUDA cores (M=1), x-as-A mma.sync (M>=2)", NULL, NULL, run_v3};
 static const klab_variant cc = {"cc", KLAB_EXTRA, "CUDA cores, warp per row, persistent grid, 2 stages of W in flight; x via L1 (M<=4)",
@@ -137,8 +143,14 @@ static const klab_variant wgmma = {"wgmma", KLAB_EXTRA,
                                    supports_wgmma, NULL, run_wgmma};
 static const klab_variant wgmma_xs = {"wgmma_xs", KLAB_EXTRA, "wgmma with x loaded once per block into shared memory (K <= 4096)",
                                       supports_wgmma_xs, NULL, run_wgmma_xs};
+static const klab_variant wgmma_r10 = {"wgmma_r10", KLAB_EXTRA, "wgmma with a 10-stage ring (100 KiB in flight per SM instead of 160)",
+                                       supports_wgmma, NULL, run_wgmma_r10};
+static const klab_variant wgmma_k2 = {"wgmma_k2", KLAB_EXTRA,
+                                      "wgmma with each tile's k-blocks split over a 2-CTA cluster, partial tiles added through distributed shared memory",
+                                      supports_wgmma, NULL, run_wgmma_k2};
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
+
 
 /* Qwen3-4B and -8B decode projections (design.md §4), M = 1. */
 static const klab_shape_preset presets[] = {
@@ -163,8 +175,8 @@ const klab_op klab_op_gemv = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 13,
-    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs, &wgmma, &wgmma_xs},
+    .nvariants = 15,
+    .variants = {&naive, &optimized, &cublas, &cublaslt, &v3, &cc, &cc_xs, &cc_xs_b4, &mma, &mma_pf, &mma_xs, &wgmma, &wgmma_xs, &wgmma_r10, &wgmma_k2},
     .npresets = 10,
     .presets = presets,
 };
