@@ -35,7 +35,9 @@ plot \
   'plots/speedup_vs_cublas.dat' using 9 lc rgb '#bcbd22' title 'mma_pf', \
   'plots/speedup_vs_cublas.dat' using 10 lc rgb '#7f7f7f' title 'mma_xs', \
   'plots/speedup_vs_cublas.dat' using 11 lc rgb '#1f77b4' title 'wgmma', \
-  'plots/speedup_vs_cublas.dat' using 12 lc rgb '#d62728' title 'wgmma_xs'
+  'plots/speedup_vs_cublas.dat' using 12 lc rgb '#d62728' title 'wgmma_xs', \
+  'plots/speedup_vs_cublas.dat' using 13 lc rgb '#2ca02c' title 'wgmma_r10', \
+  'plots/speedup_vs_cublas.dat' using 14 lc rgb '#9467bd' title 'wgmma_k2'
 set terminal svg size W,H noenhanced font 'Sans,11' background rgb 'white'
 set output 'speedup_vs_cublas.svg'
 replot
