@@ -26,7 +26,8 @@
 // or 80 (7 x 26 KiB; C boxes of 16 columns), or BM = 64 by BN = 160 (7 x 28 KiB, one consumer warpgroup).
 // The launcher takes the tile with the fewest estimated waves x tile cost, see pick_tile(); `wgmma_mc2` runs
 // the 128-row tiles as 2-CTA clusters that share the W tile through TMA multicast (CLUSTER = 2 below).
-// gemm_wgmma_skinny (M <= 16) runs it with the operands swapped on 64 x 16 tiles and stores C transposed (TRANS_C).
+// gemm_wgmma_skinny (M <= 16) runs it with the operands swapped on 64 x 16 tiles and stores C transposed (TRANS_C),
+// optionally with each tile's k-blocks split over a cluster (KSPLIT) or a shallower ring (STAGE_CAP).
 #include <cuda.h>          // CUtensorMap and its enums (types only: no -lcuda, the entry point comes from cudart)
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #include <cuda_bf16.h>
@@ -49,7 +50,8 @@ static constexpr int wg_box_cols(int bn) { return bn % 32 == 0 ? 32 : 16; }
 // resident buffer of RES_BYTES (K <= RES_BYTES / (BN * 128)), and the ring carries only A.
 // KSPLIT > 1 (skinny launches): the KSPLIT CTAs of a cluster split the k-blocks of one tile; ranks 1.. write their
 // fp32 partial tiles into rank 0's shared memory (RED_BYTES), which adds them in rank order and stores the tile.
-// STAGE_CAP: at most this many ring stages (skinny launches: a shallower ring measured faster, see gemm.h).
+// STAGE_CAP: at most this many ring stages (skinny launches: 10 stages measured 7-8% faster than 16 on 96 tiles,
+// docs/ops/gemv.md round 10).
 template <int BM, int BN, int B_RES = 0, int KSPLIT = 1, int STAGE_CAP = 16>
 struct wg_config {
   static_assert(BN == 16 || BN == 80 || BN == 128 || BN == 160 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper below");
@@ -79,8 +81,8 @@ struct wg_config {
   static constexpr int EPI_BYTES = CONSUMERS * EPI_BOXES * BOX_BYTES;
   // The ring takes what the epilogue buffer, 1024 bytes of slack (to align the ring to the swizzle period) and
   // the barriers leave of 227 KiB, at most 8 stages (16 of the small stages of BN 16). BM 128: 4 x 48 KiB (256),
-  // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16),
-  // 11 x 8 KiB (16 with a resident B).
+  // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16;
+  // also with a 2-way k split; 10 with STAGE_CAP 10), 11 x 8 KiB (16 with a resident B).
   static constexpr int MAX_STAGES = (STAGE_BYTES <= 16384 ? 16 : 8) < STAGE_CAP ? (STAGE_BYTES <= 16384 ? 16 : 8) : STAGE_CAP;
   static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - RED_BYTES - 2 * MAX_STAGES * 8 - 8;
   static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < MAX_STAGES ? RING_BUDGET / STAGE_BYTES : MAX_STAGES;
