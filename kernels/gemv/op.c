@@ -93,23 +93,21 @@ static int supports_mma_xs(const int64_t *s, char *why, size_t n) {
 
 /* The gemm kernel with the roles swapped (gemm_wgmma_skinny): sm_90a, K % 8 == 0 (TMA row strides). */
 static int supports_wgmma(const int64_t *s, char *why, size_t n) { return gemm_optimized_supports(s[D_N], s[D_M], s[D_K], why, n); }
-static int run_wgmma(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 1, 16, st, err);
-}
-static int run_wgmma_r10(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 1, 10, st, err);
-}
-static int run_wgmma_k2(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 0, 2, 16, st, err);
-}
 static int supports_wgmma_xs(const int64_t *s, char *why, size_t n) {
   if (s[D_K] > KLAB_GEMM_SKINNY_RESIDENT_MAX_K)
     return snprintf(why, n, "K=%lld: x stays resident in shared memory for K <= %d", (long long)s[D_K], KLAB_GEMM_SKINNY_RESIDENT_MAX_K), 0;
   return supports_wgmma(s, why, n);
 }
-static int run_wgmma_xs(const klab_args *a, cudaStream_t st, klab_err *err) {
-  return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], 1, 1, 16, st, err);
-}
+/* One run function per configuration of gemm_wgmma_skinny (x resident, k split, ring stages; gemm.h). */
+#define RUN_SKINNY(name, resident, k_split, max_stages)                                                                   \
+  static int run_##name(const klab_args *a, cudaStream_t st, klab_err *err) {                                            \
+    return gemm_wgmma_skinny(a->t[X], a->t[W], a->t[Y], a->shape[D_M], a->shape[D_N], a->shape[D_K], resident, k_split, \
+                             max_stages, st, err);                                                                       \
+  }
+RUN_SKINNY(wgmma, 0, 1, 16)
+RUN_SKINNY(wgmma_xs, 1, 1, 16)
+RUN_SKINNY(wgmma_r10, 0, 1, 10)
+RUN_SKINNY(wgmma_k2, 0, 2, 16)
 
 #define RUN_CANDIDATE(fn)                                                                                   \
   static int run_##fn(const klab_args *a, cudaStream_t st, klab_err *err) {                                 \
