@@ -54,6 +54,7 @@ int gemm_wgmma_mc2(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M,
  *     partial tiles added in the first CTA's shared memory (a fixed order: deterministic).
  * Others are refused. Same shape rules and alignment as gemm_optimized; M > 16 is refused. */
 #define KLAB_GEMM_SKINNY_RESIDENT_MAX_K 4096 /* 64 k-blocks of a 16-row operand: 128 KiB of shared memory */
+#define KLAB_GEMM_SKINNY_TILE_ROWS 64        /* rows of W per tile (one CTA, or one cluster with a k split) */
 int gemm_wgmma_skinny(const uint16_t *A, const uint16_t *W, uint16_t *C, int64_t M, int64_t N, int64_t K, int resident, int k_split,
                       int max_stages, cudaStream_t stream, klab_err *err);
 

@@ -83,7 +83,8 @@ struct wg_config {
   // the barriers leave of 227 KiB, at most 8 stages (16 of the small stages of BN 16). BM 128: 4 x 48 KiB (256),
   // 5 x 40 KiB (192), 5 x 36 KiB (160), 6 x 32 KiB (128), 7 x 26 KiB (80); BM 64: 7 x 28 KiB (160), 16 x 10 KiB (16;
   // also with a 2-way k split; 10 with STAGE_CAP 10), 11 x 8 KiB (16 with a resident B).
-  static constexpr int MAX_STAGES = (STAGE_BYTES <= 16384 ? 16 : 8) < STAGE_CAP ? (STAGE_BYTES <= 16384 ? 16 : 8) : STAGE_CAP;
+  static constexpr int STAGE_LIMIT = STAGE_BYTES <= 16384 ? 16 : 8;
+  static constexpr int MAX_STAGES = STAGE_LIMIT < STAGE_CAP ? STAGE_LIMIT : STAGE_CAP;
   static constexpr int RING_BUDGET = 227 * 1024 - 1024 - EPI_BYTES - RES_BYTES - RED_BYTES - 2 * MAX_STAGES * 8 - 8;
   static constexpr int STAGES = RING_BUDGET / STAGE_BYTES < MAX_STAGES ? RING_BUDGET / STAGE_BYTES : MAX_STAGES;
   // The slack, the ring, the resident B, the epilogue buffers, the partial tiles, then full[] and empty[]
@@ -772,14 +773,14 @@ extern "C" int gemm_wgmma_tile(const uint16_t *A, const uint16_t *W, uint16_t *C
 template <int B_RES, int KSPLIT, int STAGE_CAP>
 static int launch_skinny(const CUtensorMap *map_w_rows, const CUtensorMap *map_a_rows, uint16_t *C, int64_t rows, int64_t cols,
                          int64_t K, int sms, cudaStream_t stream, klab_err *err) {
-  using cfg = wg_config<64, 16, B_RES, KSPLIT, STAGE_CAP>;
-  const int tiles_m = (int)((rows + 63) / 64), k_blocks = (int)((K + WG_BK - 1) / WG_BK);
+  using cfg = wg_config<KLAB_GEMM_SKINNY_TILE_ROWS, 16, B_RES, KSPLIT, STAGE_CAP>;
+  const int tiles_m = (int)((rows + KLAB_GEMM_SKINNY_TILE_ROWS - 1) / KLAB_GEMM_SKINNY_TILE_ROWS), k_blocks = (int)((K + WG_BK - 1) / WG_BK);
   char ctx[200];
   snprintf(ctx, sizeof ctx, "gemm wgmma_skinny (64x16 tiles, x %s, k split %d, %d stages) M=%lld N=%lld K=%lld",
            B_RES ? "resident" : "streamed", KSPLIT, cfg::STAGES, (long long)cols, (long long)rows, (long long)K);
   if (B_RES && (k_blocks + KSPLIT - 1) / KSPLIT > cfg::RES_KBLOCKS)
     return klab_fail(err, "%s: a resident x needs K <= %d per CTA", ctx, cfg::RES_KBLOCKS * WG_BK);
-  auto kernel = gemm_wgmma_kernel<64, 16, 1, 1, B_RES, KSPLIT, STAGE_CAP>;
+  auto kernel = gemm_wgmma_kernel<KLAB_GEMM_SKINNY_TILE_ROWS, 16, 1, 1, B_RES, KSPLIT, STAGE_CAP>;
   KLAB_CUDA(err, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, cfg::SMEM_BYTES), ctx);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;

@@ -149,7 +149,6 @@ static const klab_variant wgmma_k2 = {"wgmma_k2", KLAB_EXTRA,
 static const klab_variant cublas = {"cublas", KLAB_VENDOR, "cublasGemmEx bf16, fp32 compute", NULL, vendor_ws, run_cublas};
 static const klab_variant cublaslt = {"cublaslt", KLAB_VENDOR, "cublasLtMatmul, heuristic's first algorithm", NULL, vendor_ws, run_cublaslt};
 
-
 /* Qwen3-4B and -8B decode projections (design.md §4), M = 1. */
 static const klab_shape_preset presets[] = {
     {"qwen3-4b qkv", {1, 6144, 2560}},      {"qwen3-4b o", {1, 2560, 4096}},

@@ -661,7 +661,7 @@ extern "C" int gemv_optimized(const uint16_t *x, const uint16_t *W, uint16_t *y,
   //  - at most 2/3 of a wave (N <= 3072; 4B o and down, 40 tiles) with K >= 4096: k-blocks split over 2-CTA
   //    clusters, at M >= 9, and from M = 4 at K >= 8192 (4B down M = 9..16 20.4-20.6 us against 22.0-22.8; o
   //    10.6-10.7 against 10.8-11.1; below that the mma kernels are ahead or level);
-  //  - one wave filling more than half the SMs (4096 < N <= 64 * SMs; q|k|v, 96 tiles): the 10-stage ring, at
+  //  - one wave filling more than half the SMs (4096 < N <= 64 x SMs; q|k|v, 96 tiles): the 10-stage ring, at
   //    every M >= 2 where K <= 3072 and from M = 9 at larger K (4B q|k|v 12.96-13.34 us at M = 2..16 against
   //    13.15-14.24; 8B q|k|v M = 9..16 19.5-19.6 against 21.1-21.3; at M <= 8 mma_pf is 1% ahead there);
   //  - more than a wave (gate|up) at M >= 9, K <= 3072: x resident in shared memory (round 9: 4B gate|up M = 16
@@ -671,9 +671,10 @@ extern "C" int gemv_optimized(const uint16_t *x, const uint16_t *W, uint16_t *y,
   int sms = 0;
   if (M >= 2 && gemm_optimized_supports(N, M, K, why, sizeof why)) {
     if (sm_count("optimized", &sms, err)) return -1;
+    const int64_t one_wave_n = (int64_t)KLAB_GEMM_SKINNY_TILE_ROWS * sms;  // rows of W in one tile per SM
     if (N <= 3072 && K >= 4096 && (M >= 9 || (M >= 4 && K >= 8192))) return gemm_wgmma_skinny(x, W, y, M, N, K, 0, 2, 16, stream, err);
-    if (N > 4096 && N <= 64LL * sms && (M >= 9 || K <= 3072)) return gemm_wgmma_skinny(x, W, y, M, N, K, 0, 1, 10, stream, err);
-    if (N > 64LL * sms && M >= 9 && K <= 3072) return gemm_wgmma_skinny(x, W, y, M, N, K, 1, 1, 16, stream, err);
+    if (N > 4096 && N <= one_wave_n && (M >= 9 || K <= 3072)) return gemm_wgmma_skinny(x, W, y, M, N, K, 0, 1, 10, stream, err);
+    if (N > one_wave_n && M >= 9 && K <= 3072) return gemm_wgmma_skinny(x, W, y, M, N, K, 1, 1, 16, stream, err);
   }
   if (K <= 3072 && N > 4096 && M * (K / 8 + 1) * 16 <= KLAB_GEMV_MMA_XS_MAX_BYTES(M)) return run_mma<true, true>("optimized (mma_xs)", x, W, y, M, N, K, stream, err);
   return run_mma<true, false>("optimized (mma_pf)", x, W, y, M, N, K, stream, err);
