@@ -1,7 +1,8 @@
 /* attn_prefill beyond the gate's shapes (where cache_stride = P0 + T): a cache larger than P0 + T whose
  * positions past P0 + T hold NaN (they must never be read into the result), the naive variant forced
  * into many small chunks by a short workspace full of garbage, the optimized variant captured in a CUDA
- * graph and replayed, and the launchers' refusals. Every result is compared with the float64 reference
+ * graph and replayed, the optimized kernel with each step undone (ATTN_PREFILL_UNDO_*) on the same caches,
+ * and the launchers' refusals. Every result is compared with the float64 reference
  * under the gate's attn_prefill tolerance. Skips (exit 77) where there is no GPU. */
 #include <math.h>
 #include <stdlib.h>
@@ -126,6 +127,20 @@ static void test_partial_cache(void) {
       CK(cudaStreamSynchronize(f.stream));
       check_out(&f, label);
     }
+    /* The optimized kernel with each step undone (the undo_* variants) reads the same bounded cache. */
+    for (unsigned undo = 1; f.D == ATTN_PREFILL_OPT_HEAD_DIM && undo <= ATTN_PREFILL_UNDO_PREFETCH; undo <<= 1) {
+      char label[200], what[64];
+      snprintf(what, sizeof what, "undo 0x%x (NaN past P0+T)", undo);
+      label_of(&f, "optimized", what, label, sizeof label);
+      poison_out(&f);
+      klab_err err = {{0}};
+      int rc = attn_prefill_optimized_undo(f.dq, f.dk, f.dv, f.dout, f.T, f.P0, f.HQ, f.HKV, f.D, f.stride, NULL, 0, undo,
+                                           f.stream, &err);
+      CHECK_MSG(rc == 0, "%s: %s", label, err.msg);
+      if (rc) continue;
+      CK(cudaStreamSynchronize(f.stream));
+      check_out(&f, label);
+    }
     printf("  partial cache T=%lld P0=%lld HQ=%lld HKV=%lld D=%lld stride=%lld\n", (long long)f.T, (long long)f.P0,
            (long long)f.HQ, (long long)f.HKV, (long long)f.D, (long long)f.stride);
     fixture_free(&f);
@@ -217,6 +232,12 @@ static void test_refusals(void) {
   expect_refusal(rc, &err, "optimized misaligned q", "aligned");
   err.msg[0] = 0, rc = attn_prefill_optimized(q, k, v, o + 4, 8, 0, 4, 2, 128, 8, NULL, 0, f.stream, &err);
   expect_refusal(rc, &err, "optimized misaligned out", "aligned");
+  err.msg[0] = 0, rc = attn_prefill_optimized_undo(q, k, v, o, 8, 0, 4, 2, 128, 8, NULL, 0,
+                                                   ATTN_PREFILL_UNDO_ROWS128 | ATTN_PREFILL_UNDO_PREFETCH, f.stream, &err);
+  expect_refusal(rc, &err, "optimized with two steps undone", "one ATTN_PREFILL_UNDO");
+  err.msg[0] = 0, rc = attn_prefill_optimized_undo(q, k, v, o, 8, 0, 4, 2, 128, 8, NULL, 0, ATTN_PREFILL_UNDO_PREFETCH << 1,
+                                                   f.stream, &err);
+  expect_refusal(rc, &err, "optimized with an unknown undo bit", "one ATTN_PREFILL_UNDO");
   err.msg[0] = 0, rc = attn_prefill_naive(q, k, v, o, 8, 0, 4, 2, 128, 8, NULL, 0, f.stream, &err);
   expect_refusal(rc, &err, "naive without workspace", "workspace");
   const size_t row_bytes = 4 * 8 * sizeof(float);

@@ -43,6 +43,21 @@ int attn_prefill_optimized(const uint16_t *q, const uint16_t *k_cache, const uin
                            int64_t T, int64_t p0, int64_t HQ, int64_t HKV, int64_t D, int64_t cache_stride,
                            void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err);
 
+/* The optimized kernel as it was before one of its steps, for measuring what each step bought
+ * (docs/ops/attn_prefill.md; the `undo_*` variants). One bit at a time; 0 is `optimized`. */
+enum {
+  ATTN_PREFILL_UNDO_ROWS128 = 1,        /* 64-row blocks at every shape (no 128-row blocks) */
+  ATTN_PREFILL_UNDO_GQA_SHARING = 2,    /* a block per query head: each K/V tile serves one head, not the group */
+  ATTN_PREFILL_UNDO_CAUSAL_SKIP = 4,    /* every block visits all P0+T keys, every tile masked */
+  ATTN_PREFILL_UNDO_DIAGONAL_MASK = 8,  /* causal tiles skipped per block, but every tile masked, no per-warp skip */
+  ATTN_PREFILL_UNDO_HEAVY_FIRST = 16,   /* blocks in row order, the lightest first */
+  ATTN_PREFILL_UNDO_PREFETCH = 32,      /* no double buffering: a tile is loaded, waited for, then computed */
+};
+/* attn_prefill_optimized with `undo` (one ATTN_PREFILL_UNDO_* bit, or 0); other values are refused. */
+int attn_prefill_optimized_undo(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
+                                int64_t T, int64_t p0, int64_t HQ, int64_t HKV, int64_t D, int64_t cache_stride,
+                                void *workspace, size_t workspace_bytes, unsigned undo, cudaStream_t stream, klab_err *err);
+
 #ifdef __cplusplus
 }
 #endif

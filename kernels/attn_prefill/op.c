@@ -142,6 +142,20 @@ static int run_optimized(const klab_args *a, cudaStream_t st, klab_err *err) {
                                 s[D_D], s[D_P0] + s[D_T], a->workspace, a->workspace_bytes, st, err);
 }
 
+/* `optimized` with one step undone (attn_prefill.h): what each step bought, measured on the same code. */
+#define UNDO_RUNNER(name, bit)                                                                                          \
+  static int run_##name(const klab_args *a, cudaStream_t st, klab_err *err) {                                          \
+    const int64_t *s = a->shape;                                                                                       \
+    return attn_prefill_optimized_undo(a->t[Q], a->t[K_CACHE], a->t[V_CACHE], a->t[OUT], s[D_T], s[D_P0], s[D_HQ],     \
+                                       s[D_HKV], s[D_D], s[D_P0] + s[D_T], a->workspace, a->workspace_bytes, bit, st, err); \
+  }
+UNDO_RUNNER(undo_rows128, ATTN_PREFILL_UNDO_ROWS128)
+UNDO_RUNNER(undo_gqa_sharing, ATTN_PREFILL_UNDO_GQA_SHARING)
+UNDO_RUNNER(undo_causal_skip, ATTN_PREFILL_UNDO_CAUSAL_SKIP)
+UNDO_RUNNER(undo_diagonal_mask, ATTN_PREFILL_UNDO_DIAGONAL_MASK)
+UNDO_RUNNER(undo_heavy_first, ATTN_PREFILL_UNDO_HEAVY_FIRST)
+UNDO_RUNNER(undo_prefetch, ATTN_PREFILL_UNDO_PREFETCH)
+
 static const klab_variant naive = {"naive", KLAB_NAIVE,
                                    "block per (query row, head); fp32 scores in the workspace, fp32 softmax and P.V",
                                    supports_naive, naive_ws, run_naive};
@@ -149,6 +163,23 @@ static const klab_variant optimized = {"optimized", KLAB_OPTIMIZED,
                                        "FlashAttention-2 on mma.sync bf16: GQA group per block, cp.async double buffer, "
                                        "online exp2 softmax, diagonal-only masking, heavy tiles first",
                                        supports_optimized, NULL, run_optimized};
+
+static const klab_variant undo_rows128 = {"undo_rows128", KLAB_EXTRA, "optimized with 64-row blocks at every shape",
+                                          supports_optimized, NULL, run_undo_rows128};
+static const klab_variant undo_gqa_sharing = {"undo_gqa_sharing", KLAB_EXTRA,
+                                              "optimized with a block per query head (K/V tiles not shared by the GQA group)",
+                                              supports_optimized, NULL, run_undo_gqa_sharing};
+static const klab_variant undo_causal_skip = {"undo_causal_skip", KLAB_EXTRA,
+                                              "optimized visiting all P0+T keys in every block, every tile masked",
+                                              supports_optimized, NULL, run_undo_causal_skip};
+static const klab_variant undo_diagonal_mask = {"undo_diagonal_mask", KLAB_EXTRA,
+                                                "optimized masking every tile, no per-warp skip of masked tiles",
+                                                supports_optimized, NULL, run_undo_diagonal_mask};
+static const klab_variant undo_heavy_first = {"undo_heavy_first", KLAB_EXTRA, "optimized with blocks in row order (lightest first)",
+                                              supports_optimized, NULL, run_undo_heavy_first};
+static const klab_variant undo_prefetch = {"undo_prefetch", KLAB_EXTRA,
+                                           "optimized without double buffering (load a K/V tile, wait, compute)",
+                                           supports_optimized, NULL, run_undo_prefetch};
 
 static const klab_shape_preset presets[] = {
     {"qwen3-4b prefill T=512", {512, 0, 32, 8, 128}},
@@ -177,8 +208,9 @@ const klab_op klab_op_attn_prefill = {
     .bytes = bytes,
     .flops = flops,
     .random_shape = random_shape,
-    .nvariants = 2,
-    .variants = {&naive, &optimized},
+    .nvariants = 8,
+    .variants = {&naive, &optimized, &undo_rows128, &undo_gqa_sharing, &undo_causal_skip, &undo_diagonal_mask,
+                 &undo_heavy_first, &undo_prefetch},
     .npresets = 6,
     .presets = presets,
 };

@@ -46,6 +46,7 @@ typedef struct {
   int T, p0, kv_len;     // kv_len = p0 + T
   int HQ, HKV, group;
   int n_row_tiles;       // ceil(n_rows / BLOCK_M)
+  int kv_div;            // ATTN_PREFILL_UNDO_GQA_SHARING only: block head h reads KV head h / kv_div
   float scale_log2;      // log2(e) / sqrt(HEAD_DIM): scores go straight into exp2
 } flash_params;
 
@@ -66,6 +67,7 @@ static __device__ __forceinline__ void cp_async_16(unsigned dst, const void *gme
 static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Wait until at most one committed group is still in flight (the newest one).
 static __device__ __forceinline__ void cp_async_wait_all_but_newest() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+static __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 static __device__ __forceinline__ void ldmatrix_x4(unsigned r[4], unsigned addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -209,8 +211,14 @@ static __device__ __forceinline__ void tile_pv(float o[M_TILES][HEAD_DIM / 8][4]
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
-template <int M_TILES>
+// UNDO is 0 for `optimized`; the ATTN_PREFILL_UNDO_* bits rebuild the kernel as it was before one step
+// (attn_prefill.h), so each step's gain can be measured on the same code. They are compile-time constants:
+// the UNDO = 0 instances contain none of that code.
+template <int M_TILES, int UNDO>
 __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const flash_params p) {
+  constexpr bool UNDO_SKIP = (UNDO & ATTN_PREFILL_UNDO_CAUSAL_SKIP) != 0;
+  constexpr bool UNDO_DIAGONAL = (UNDO & ATTN_PREFILL_UNDO_DIAGONAL_MASK) != 0;
+  constexpr bool UNDO_PREFETCH = (UNDO & ATTN_PREFILL_UNDO_PREFETCH) != 0;
   constexpr int BLOCK_M = WARPS * 16 * M_TILES;
   constexpr int ROWS_PER_WARP = 16 * M_TILES;
   constexpr unsigned KV_BUF_BYTES = BLOCK_N * SMEM_STRIDE * 2;  // one K or V buffer
@@ -224,12 +232,13 @@ __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const fl
 
   // Heaviest row tiles first; the HKV blocks of one row tile are consecutive.
   const int kv_head = (int)(blockIdx.x % (unsigned)p.HKV);
-  const int row_tile = p.n_row_tiles - 1 - (int)(blockIdx.x / (unsigned)p.HKV);
+  const int row_tile = (UNDO & ATTN_PREFILL_UNDO_HEAVY_FIRST) ? (int)(blockIdx.x / (unsigned)p.HKV)
+                                                              : p.n_row_tiles - 1 - (int)(blockIdx.x / (unsigned)p.HKV);
   const int block_row0 = row_tile * BLOCK_M;
 
   // Keys this block needs: 0 .. p0 + (last valid token of the tile).
   const int last_row = min(block_row0 + BLOCK_M, p.n_rows) - 1;
-  const int kv_end = p.p0 + last_row / p.group + 1;  // <= kv_len
+  const int kv_end = UNDO_SKIP ? p.kv_len : p.p0 + last_row / p.group + 1;  // <= kv_len
   const int n_tiles = (kv_end + BLOCK_N - 1) / BLOCK_N;
 
   // A row's causal limit: the last key it may see, min(p0 + token, kv_len - 1). Rows past n_rows
@@ -239,8 +248,10 @@ __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const fl
   const int warp_min_limit = min(p.p0 + min(warp_row0 / p.group, p.T), p.kv_len - 1);
   const int warp_max_limit = min(p.p0 + min((warp_row0 + ROWS_PER_WARP - 1) / p.group, p.T), p.kv_len - 1);
 
-  const __nv_bfloat16 *k_head = p.k_cache + (int64_t)kv_head * p.cache_stride * HEAD_DIM;
-  const __nv_bfloat16 *v_head = p.v_cache + (int64_t)kv_head * p.cache_stride * HEAD_DIM;
+  // Without GQA sharing a block holds one query head (group 1 in p) and reads that head's KV head.
+  const int cache_head = (UNDO & ATTN_PREFILL_UNDO_GQA_SHARING) ? kv_head / p.kv_div : kv_head;
+  const __nv_bfloat16 *k_head = p.k_cache + (int64_t)cache_head * p.cache_stride * HEAD_DIM;
+  const __nv_bfloat16 *v_head = p.v_cache + (int64_t)cache_head * p.cache_stride * HEAD_DIM;
   const unsigned q_lane_addr = smem_addr(q_smem + warp * ROWS_PER_WARP * SMEM_STRIDE) + lane_q_offset(lane);
   const unsigned k_lane_addr = smem_addr(k_smem) + lane_k_offset(lane);  // buffer 0; buffer 1 is KV_BUF_BYTES on
   const unsigned v_lane_addr = smem_addr(v_smem) + lane_v_offset(lane);
@@ -268,22 +279,27 @@ __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const fl
 
   for (int tile = 0; tile < n_tiles; tile++) {
     const int buf = tile & 1;
-    // Prefetch the next tile into the other buffer (freed by the barrier that ended the last iteration).
-    if (tile + 1 < n_tiles)
-      load_kv_tile(k_load_dst + (buf ^ 1) * KV_BUF_BYTES, v_load_dst + (buf ^ 1) * KV_BUF_BYTES, k_load_src, v_load_src,
-                   (tile + 1) * BLOCK_N, p.kv_len);
-    cp_async_commit();  // possibly empty: keeps "all but the newest group" meaning "this tile is here"
-    cp_async_wait_all_but_newest();
+    if (UNDO_PREFETCH) {
+      // Before the pipeline: wait for this tile's own load; the next one is issued after the compute.
+      cp_async_wait_all();
+    } else {
+      // Prefetch the next tile into the other buffer (freed by the barrier that ended the last iteration).
+      if (tile + 1 < n_tiles)
+        load_kv_tile(k_load_dst + (buf ^ 1) * KV_BUF_BYTES, v_load_dst + (buf ^ 1) * KV_BUF_BYTES, k_load_src, v_load_src,
+                     (tile + 1) * BLOCK_N, p.kv_len);
+      cp_async_commit();  // possibly empty: keeps "all but the newest group" meaning "this tile is here"
+      cp_async_wait_all_but_newest();
+    }
     __syncthreads();
 
     const int n0 = tile * BLOCK_N;
     // A warp whose rows all end before this tile has nothing to add (every score would be masked).
-    if (warp_active && n0 <= warp_max_limit) {
+    if (warp_active && (UNDO_DIAGONAL || UNDO_SKIP || n0 <= warp_max_limit)) {
       float s[M_TILES][BLOCK_N / 8][4];
       tile_scores<M_TILES>(s, q_lane_addr, k_lane_addr + buf * KV_BUF_BYTES);
 
       // Causal mask, only where some key of the tile is past some row's limit (the diagonal tiles).
-      if (n0 + BLOCK_N - 1 > warp_min_limit) {
+      if (UNDO_DIAGONAL || UNDO_SKIP || n0 + BLOCK_N - 1 > warp_min_limit) {
 #pragma unroll
         for (int mt = 0; mt < M_TILES; mt++)
 #pragma unroll
@@ -347,6 +363,11 @@ __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const fl
       tile_pv<M_TILES>(o_acc, pa, v_lane_addr + buf * KV_BUF_BYTES);
     }
     __syncthreads();  // everyone is done with buffer `buf` before the next iteration refills it
+    if (UNDO_PREFETCH && tile + 1 < n_tiles) {
+      load_kv_tile(k_load_dst + (buf ^ 1) * KV_BUF_BYTES, v_load_dst + (buf ^ 1) * KV_BUF_BYTES, k_load_src, v_load_src,
+                   (tile + 1) * BLOCK_N, p.kv_len);
+      cp_async_commit();
+    }
   }
 
   // Epilogue: finish the row sums across the quad, normalize, store bf16 pairs.
@@ -370,29 +391,53 @@ __global__ void __launch_bounds__(THREADS, 2) attn_prefill_flash_kernel(const fl
     }
 }
 
-template <int M_TILES>
+template <int M_TILES, int UNDO>
 static int launch_flash(const flash_params &p, cudaStream_t stream, klab_err *err) {
   constexpr int BLOCK_M = WARPS * 16 * M_TILES;
   const size_t smem = flash_smem_bytes(M_TILES);
   // Above 48 KiB of dynamic shared memory needs an opt-in; the carveout asks for the largest shared
   // partition so two blocks fit on one SM.
-  KLAB_CUDA(err, cudaFuncSetAttribute(attn_prefill_flash_kernel<M_TILES>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+  KLAB_CUDA(err, cudaFuncSetAttribute(attn_prefill_flash_kernel<M_TILES, UNDO>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
             "attn_prefill optimized: shared-memory opt-in");
-  KLAB_CUDA(err, cudaFuncSetAttribute(attn_prefill_flash_kernel<M_TILES>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  KLAB_CUDA(err, cudaFuncSetAttribute(attn_prefill_flash_kernel<M_TILES, UNDO>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                       (int)cudaSharedmemCarveoutMaxShared),
             "attn_prefill optimized: shared-memory carveout");
   const int64_t blocks = (int64_t)p.n_row_tiles * p.HKV;
-  attn_prefill_flash_kernel<M_TILES><<<(unsigned)blocks, THREADS, smem, stream>>>(p);
+  attn_prefill_flash_kernel<M_TILES, UNDO><<<(unsigned)blocks, THREADS, smem, stream>>>(p);
   char ctx[160];
-  snprintf(ctx, sizeof ctx, "attn_prefill optimized (BLOCK_M %d) T=%d P0=%d HQ=%d HKV=%d", BLOCK_M, p.T, p.p0, p.HQ, p.HKV);
+  snprintf(ctx, sizeof ctx, "attn_prefill optimized (BLOCK_M %d, undo 0x%x) T=%d P0=%d HQ=%d HKV=%d", BLOCK_M, UNDO, p.T, p.p0,
+           p.HQ, p.HKV);
   KLAB_CHECK_LAUNCH(err, ctx);
   return 0;
+}
+
+template <int M_TILES>
+static int launch_undo(const flash_params &p, unsigned undo, cudaStream_t stream, klab_err *err) {
+  switch (undo) {
+    case 0: return launch_flash<M_TILES, 0>(p, stream, err);
+    case ATTN_PREFILL_UNDO_GQA_SHARING: return launch_flash<M_TILES, ATTN_PREFILL_UNDO_GQA_SHARING>(p, stream, err);
+    case ATTN_PREFILL_UNDO_CAUSAL_SKIP: return launch_flash<M_TILES, ATTN_PREFILL_UNDO_CAUSAL_SKIP>(p, stream, err);
+    case ATTN_PREFILL_UNDO_DIAGONAL_MASK: return launch_flash<M_TILES, ATTN_PREFILL_UNDO_DIAGONAL_MASK>(p, stream, err);
+    case ATTN_PREFILL_UNDO_HEAVY_FIRST: return launch_flash<M_TILES, ATTN_PREFILL_UNDO_HEAVY_FIRST>(p, stream, err);
+    case ATTN_PREFILL_UNDO_PREFETCH: return launch_flash<M_TILES, ATTN_PREFILL_UNDO_PREFETCH>(p, stream, err);
+    default: return klab_fail(err, "attn_prefill optimized: undo 0x%x is not one of the compiled steps", undo);
+  }
 }
 
 extern "C" int attn_prefill_optimized(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
                                       int64_t T, int64_t p0, int64_t HQ, int64_t HKV, int64_t D, int64_t cache_stride,
                                       void *workspace, size_t workspace_bytes, cudaStream_t stream, klab_err *err) {
+  return attn_prefill_optimized_undo(q, k_cache, v_cache, out, T, p0, HQ, HKV, D, cache_stride, workspace, workspace_bytes, 0,
+                                     stream, err);
+}
+
+extern "C" int attn_prefill_optimized_undo(const uint16_t *q, const uint16_t *k_cache, const uint16_t *v_cache, uint16_t *out,
+                                           int64_t T, int64_t p0, int64_t HQ, int64_t HKV, int64_t D, int64_t cache_stride,
+                                           void *workspace, size_t workspace_bytes, unsigned undo, cudaStream_t stream,
+                                           klab_err *err) {
   (void)workspace, (void)workspace_bytes;  // none needed
+  if (undo & (undo - 1) || undo > ATTN_PREFILL_UNDO_PREFETCH)
+    return klab_fail(err, "attn_prefill optimized: undo 0x%x: one ATTN_PREFILL_UNDO_* bit at a time, or 0", undo);
   if (T < 1 || p0 < 0 || HQ < 1 || HKV < 1 || D < 1)
     return klab_fail(err, "attn_prefill optimized: bad shape T=%lld P0=%lld HQ=%lld HKV=%lld D=%lld (need T, HQ, HKV, D >= 1, P0 >= 0)",
                      (long long)T, (long long)p0, (long long)HQ, (long long)HKV, (long long)D);
@@ -418,16 +463,24 @@ extern "C" int attn_prefill_optimized(const uint16_t *q, const uint16_t *k_cache
   p.T = (int)T, p.p0 = (int)p0, p.kv_len = (int)(p0 + T);
   p.HQ = (int)HQ, p.HKV = (int)HKV;
   p.scale_log2 = (float)(1.4426950408889634 / sqrt((double)HEAD_DIM));
+  p.kv_div = 1;
+  if (undo & ATTN_PREFILL_UNDO_GQA_SHARING) {  // a block per query head: group 1, HQ "KV heads" of blocks
+    p.kv_div = p.group;
+    p.group = 1;
+    p.n_rows = (int)T;
+    p.HKV = (int)HQ;
+  }
 
   // 128-row blocks halve the shared-memory traffic per flop; 64-row blocks double the block count.
   // Take 128 when that still makes about one full wave on an H100 (132 SMs x 2 blocks). A fixed count,
   // not the device's SM count, so the same shape always runs the same code on every GPU.
   const int64_t tiles128 = ((int64_t)p.n_rows + 127) / 128, tiles64 = ((int64_t)p.n_rows + 63) / 64;
-  const int use128 = tiles128 * HKV >= ATTN_PREFILL_OPT_MIN_BLOCKS_128;
+  const int use128 = !(undo & ATTN_PREFILL_UNDO_ROWS128) && tiles128 * p.HKV >= ATTN_PREFILL_OPT_MIN_BLOCKS_128;
   const int64_t tiles = use128 ? tiles128 : tiles64;
-  if (tiles * HKV > 2147483647)
+  if (tiles * p.HKV > 2147483647)
     return klab_fail(err, "attn_prefill optimized: T=%lld HQ=%lld needs %lld blocks, above the grid limit", (long long)T,
-                     (long long)HQ, (long long)(tiles * HKV));
+                     (long long)HQ, (long long)(tiles * p.HKV));
   p.n_row_tiles = (int)tiles;
-  return use128 ? launch_flash<2>(p, stream, err) : launch_flash<1>(p, stream, err);
+  undo &= ~(unsigned)ATTN_PREFILL_UNDO_ROWS128;  // a launcher choice, not a kernel instance
+  return use128 ? launch_undo<2>(p, undo, stream, err) : launch_undo<1>(p, undo, stream, err);
 }
