@@ -20,18 +20,18 @@ B = 3120.29  # measured streaming-read bandwidth, GB/s
 P = 783.843  # measured bf16 GEMM rate, TFLOP/s
 ridge = P * 1000.0 / B
 set xrange [62.8021:8193]
-set yrange [97.9803:2331.6]
+set yrange [97.9803:2341.8]
 set title 'Roofline: gemm-qwen3-vs-cublas on NVIDIA H100 80GB HBM3 (sm_90)'
 roof(x) = (x * B / 1000.0 < P) ? x * B / 1000.0 : P
 set arrow 1 from ridge, graph 0 to ridge, first P nohead dt 3 lw 1.5 lc rgb '#555555'
 set label 1 sprintf("ridge point %.0f FLOP/B", ridge) at ridge * 1.15, first P / 4 left tc rgb '#333333'
 set label 2 sprintf('bf16 GEMM peak %.0f TFLOP/s', P) at ridge / 1.15, first P * 1.3 right tc rgb '#000000'
 lx = ridge / 40.0
-set label 3 sprintf('HBM read %.2f TB/s', B / 1000.0) at lx, first roof(lx) * 1.082 left rotate by 49.2 tc rgb '#000000'
-set label 10 'gemm/optimized' at 1229, 777.2 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
-set label 11 'gemm/cublas' at 1229, 763.9 offset 0.8,0.6 left font ',9' tc rgb '#000000'
-set label 12 'gemm/cublaslt' at 1536, 752.3 offset 0.8,0.6 left font ',9' tc rgb '#000000'
-set label 13 'gemm/wgmma_mc2' at 1229, 767.9 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
+set label 3 sprintf('HBM read %.2f TB/s', B / 1000.0) at lx, first roof(lx) * 1.083 left rotate by 49.1 tc rgb '#000000'
+set label 10 'gemm/optimized' at 1117, 775.4 offset 0.8,0.6 left font ',9' tc rgb '#1f77b4'
+set label 11 'gemm/cublas' at 1229, 780.6 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 12 'gemm/cublaslt' at 1755, 769.8 offset 0.8,0.6 left font ',9' tc rgb '#000000'
+set label 13 'gemm/wgmma_mc2' at 1755, 742 offset 0.8,0.6 left font ',9' tc rgb '#9467bd'
 plot \
   roof(x) with lines lw 2.5 lc rgb '#000000' title 'roofline (measured)', \
   'plots/roofline.dat' index 0 using 1:2 with points pt 7 ps 1.4 lc rgb '#1f77b4' title 'gemm/optimized', \

@@ -18,7 +18,7 @@ set boxwidth 0.9
 set xtics rotate by 60 right font ',9' nomirror
 set grid noxtics
 set ylabel 'speedup vs vendor (cuBLAS/cuBLASLt median / variant median)'
-set yrange [0:1.208]
+set yrange [0:1.202]
 set key top left box opaque
 set bmargin 21
 set title 'gemm vs vendor: gemm-qwen3-vs-cublas on NVIDIA H100 80GB HBM3 (sm_90); above 1.0 = faster than cuBLAS'
