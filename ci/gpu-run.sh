@@ -4,6 +4,7 @@
 # Usage: ci/gpu-run.sh [STEPS]   STEPS: comma list of build,test,gputest,peaks,bench,sanitize,engine,pdl,extra
 #        (default: build,test,peaks,bench,sanitize; gputest: the GPU tests only; pdl: the engine's decode with and
 #        without programmatic dependent launch, A/B in one run, on PDL_MODELS, default 4b)
+# sanitize: SANITIZE_OPS (default: every op) limits compute-sanitizer to the named ops.
 # engine: MODELS (default 4b), MODEL_ROOT (where random checkpoints go, default /tmp; /dev/shm for 32b, whose
 #         65 GB do not fit the disk), PP/TG/REPS for qwen3 bench, PARITY / PEERS: the models to run HF bf16 parity / HF engine rows for;
 #         the real tokenizer is read from TOKDIR (default .tok: a copy of ../shared/qwen_tokenizer, carried).
@@ -96,7 +97,7 @@ if has sanitize; then
   # memcheck: every variant of ours; racecheck (slow): the optimized ones.
   for tool in memcheck racecheck; do
     kinds="naive|optimized|extra"; [ $tool = racecheck ] && kinds="optimized"
-    for op in "${!S[@]}"; do
+    for op in ${SANITIZE_OPS:-${!S[@]}}; do
       for v in $(./build-gpu/klab list 2>/dev/null | awk -v op="$op" '$1==op":" {f=1; next} f && /^[^ ]/ {f=0} f' | grep -oE "^ +[a-z_0-9]+ +($kinds)" | awk '{print $1}'); do
         cmd="check $op --variant $v --seeds 1 ${S[$op]}"
         timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 ./build-gpu/klab $cmd >> "$out/sanitizer.log" 2>&1
