@@ -98,6 +98,8 @@ if has sanitize; then
   for tool in memcheck racecheck; do
     kinds="naive|optimized|extra"; [ $tool = racecheck ] && kinds="optimized"
     for op in ${SANITIZE_OPS:-${!S[@]}}; do
+      # a misspelt name must not pass as "0 errors" with nothing run
+      [[ -v "S[$op]" ]] || { echo "sanitizer: unknown op '$op' in SANITIZE_OPS"; status=1; continue; }
       for v in $(./build-gpu/klab list 2>/dev/null | awk -v op="$op" '$1==op":" {f=1; next} f && /^[^ ]/ {f=0} f' | grep -oE "^ +[a-z_0-9]+ +($kinds)" | awk '{print $1}'); do
         cmd="check $op --variant $v --seeds 1 ${S[$op]}"
         timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 ./build-gpu/klab $cmd >> "$out/sanitizer.log" 2>&1
